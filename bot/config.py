@@ -1,0 +1,207 @@
+"""Settings, read once at start from the environment or a `.env` file.
+
+Every variable is listed with a comment in `.env.example`. A missing or
+malformed value stops start-up with one line naming the variable, because an
+operator reading a crash log should not have to parse a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_API_URL = "https://graph.facebook.com/v21.0"
+SIMULATOR_PHONE_NUMBER_ID = "100000000000001"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    kid: str
+    key: bytes
+
+
+def _b64_32(value: str) -> bytes:
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("is not valid base64") from exc
+    if len(raw) != 32:
+        raise ValueError(f"must decode to 32 bytes, got {len(raw)}")
+    return raw
+
+
+class Settings(BaseSettings):
+    """The bot's configuration; see `.env.example` for what each one means."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+    )
+
+    WHATSAPP_APP_SECRET: str = Field(min_length=1)
+    WHATSAPP_VERIFY_TOKEN: str = Field(min_length=1)
+    WHATSAPP_ACCESS_TOKEN: str = ""
+    WHATSAPP_ACCESS_TOKEN_FALLBACK: str = ""
+    WHATSAPP_PHONE_NUMBER_ID: str = ""
+    WHATSAPP_API_URL: str = ""
+    DATABASE_URL: str = "sqlite+aiosqlite:///var/bot.db"
+    REDIS_URL: str = ""
+    BOT_MASTER_KEYS: str = Field(min_length=1)
+    BOT_INDEX_KEY: str = Field(min_length=1)
+    BOT_HOST: str = "127.0.0.1"
+    BOT_PORT: int = Field(default=8000, ge=0, le=65535)
+    BOT_WORKERS: int = Field(default=1, ge=1, le=64)
+    BOT_LOG_LEVEL: str = "INFO"
+    BOT_MARK_AS_READ: bool = True
+    BOT_SEND_CONCURRENCY: int = Field(default=32, ge=1, le=1024)
+    BOT_SEND_MAX_ATTEMPTS: int = Field(default=8, ge=1, le=100)
+    BOT_MAX_BODY_BYTES: int = Field(default=4 * 1024 * 1024, ge=1024)
+    BOT_SIMULATOR: bool | None = None
+
+    @field_validator("BOT_MASTER_KEYS")
+    @classmethod
+    def _check_master_keys(cls, value: str) -> str:
+        parse_master_keys(value)
+        return value
+
+    @field_validator("BOT_INDEX_KEY")
+    @classmethod
+    def _check_index_key(cls, value: str) -> str:
+        _b64_32(value)
+        return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("WHATSAPP_API_URL")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("BOT_LOG_LEVEL")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _check_live_needs_number_id(self) -> Settings:
+        if self.WHATSAPP_ACCESS_TOKEN and not self.WHATSAPP_PHONE_NUMBER_ID:
+            raise ValueError("WHATSAPP_PHONE_NUMBER_ID: required when WHATSAPP_ACCESS_TOKEN is set")
+        if self.BOT_WORKERS > 1 and not self.REDIS_URL:
+            raise ValueError(
+                "BOT_WORKERS: more than one worker needs REDIS_URL for shared per-contact locks"
+            )
+        return self
+
+    # Derived values -------------------------------------------------------
+
+    @property
+    def simulator(self) -> bool:
+        """The simulator runs when asked, or by default when there is no Meta token."""
+        if self.BOT_SIMULATOR is not None:
+            return self.BOT_SIMULATOR
+        return not self.WHATSAPP_ACCESS_TOKEN
+
+    @property
+    def app_secrets(self) -> list[bytes]:
+        return [s.strip().encode() for s in self.WHATSAPP_APP_SECRET.split(",") if s.strip()]
+
+    @property
+    def phone_number_id(self) -> str:
+        return self.WHATSAPP_PHONE_NUMBER_ID or SIMULATOR_PHONE_NUMBER_ID
+
+    @property
+    def api_url(self) -> str:
+        if self.WHATSAPP_API_URL:
+            return self.WHATSAPP_API_URL
+        if self.simulator:
+            return f"http://{self.BOT_HOST}:{self.BOT_PORT}/simulator/graph/v21.0"
+        return DEFAULT_API_URL
+
+    @property
+    def access_token(self) -> str:
+        return self.WHATSAPP_ACCESS_TOKEN or "simulator-token"
+
+    @property
+    def master_keys(self) -> list[MasterKey]:
+        return parse_master_keys(self.BOT_MASTER_KEYS)
+
+    @property
+    def index_key(self) -> bytes:
+        return _b64_32(self.BOT_INDEX_KEY)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite+aiosqlite:///"
+        if self.DATABASE_URL.startswith(prefix):
+            return Path(self.DATABASE_URL[len(prefix) :])
+        return None
+
+
+def parse_master_keys(value: str) -> list[MasterKey]:
+    keys: list[MasterKey] = []
+    for part in value.split(","):
+        kid, sep, material = part.strip().partition(":")
+        if not sep or not kid:
+            raise ValueError("each key must be written kid:base64(32 bytes)")
+        keys.append(MasterKey(kid=kid, key=_b64_32(material)))
+    if len({k.kid for k in keys}) != len(keys):
+        raise ValueError("key ids must be unique")
+    return keys
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Read settings, turning pydantic's report into one line naming the variable."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            message = "is required but not set"
+        if message.startswith(name + ":"):
+            raise SettingsError(message) from None
+        raise SettingsError(f"{name}: {message}") from None
+
+
+def dev_env_file(path: Path) -> Path:
+    """Create development secrets once, so `make run` works on a fresh clone.
+
+    They are random per checkout, kept under `var/` (ignored by git) and never
+    meant for production; the caller announces them loudly.
+    """
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def rand() -> str:
+        return base64.b64encode(os.urandom(32)).decode()
+
+    path.write_text(
+        "# Generated by `make run` for local development only. Do not use in production.\n"
+        f"WHATSAPP_APP_SECRET={os.urandom(16).hex()}\n"
+        f"WHATSAPP_VERIFY_TOKEN={os.urandom(12).hex()}\n"
+        f"BOT_MASTER_KEYS=dev1:{rand()}\n"
+        f"BOT_INDEX_KEY={rand()}\n"
+    )
+    path.chmod(0o600)
+    return path

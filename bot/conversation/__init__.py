@@ -1,0 +1,1 @@
+"""Conversations: what the bot says back. Knows neither the database nor HTTP."""

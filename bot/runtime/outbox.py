@@ -1,0 +1,229 @@
+"""The outbox sender: the one way out to Meta.
+
+Rows are queued in the turn's transaction and handed here after commit.
+Messages to one person leave in order (a retry holds back the ones behind
+it); different people are served in parallel. Failures are handled the way
+Meta's error table asks (see `bot.whatsapp.errors`): transient errors back off
+exponentially with jitter, throttling pauses the whole number or just that
+recipient, permanent errors mark the message failed with Meta's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.store import outbox as store
+from bot.store.db import Database
+from bot.whatsapp.client import GraphClient
+from bot.whatsapp.errors import Action, GraphError
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 300.0
+THROTTLE_PAUSE = 5.0
+RECIPIENT_PAUSE = 6.0  # Meta paces one person at about one message every 6 s
+QUALITY_PAUSE = 300.0
+
+
+@dataclass(slots=True)
+class OutItem:
+    """One queued message, its Graph body already opened (kept only in memory)."""
+
+    message_id: str
+    recipient: str  # pacing key: blind index of the person, never their number
+    body: dict[str, Any]
+    attempts: int = 0
+    durable: bool = True  # read receipts are best effort and have no row
+    not_before: float = field(default=0.0)
+
+
+def backoff(attempts: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog's variant)."""
+    return random.uniform(0, min(cap, base * 2**attempts))
+
+
+class Outbox:
+    def __init__(
+        self,
+        db: Database,
+        client: GraphClient,
+        *,
+        index_wamid: Callable[[str], str],
+        concurrency: int = 32,
+        max_attempts: int = 8,
+        clock: Callable[[], float] = time.time,
+        alert: Callable[[str, dict[str, Any]], None] | None = None,
+        on_result: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._client = client
+        self._index_wamid = index_wamid
+        self._concurrency = concurrency
+        self._max_attempts = max_attempts
+        self._clock = clock
+        self._alert = alert or (lambda event, fields: None)
+        self._on_result = on_result or (lambda kind, outcome: None)
+        self._lines: dict[str, deque[OutItem]] = {}
+        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        self._held: set[str] = set()  # recipients waiting on a timer
+        self._paused_until = 0.0
+        self._recipient_until: dict[str, float] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self._timers: set[asyncio.TimerHandle] = set()
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._stopping = False
+
+    # Feeding ----------------------------------------------------------------
+
+    def enqueue(self, items: list[OutItem]) -> None:
+        for item in items:
+            line = self._lines.get(item.recipient)
+            if line is None:
+                line = self._lines[item.recipient] = deque()
+            line.append(item)
+            if len(line) == 1 and item.recipient not in self._held:
+                self._ready.put_nowait(item.recipient)
+
+    @property
+    def depth(self) -> int:
+        return sum(len(line) for line in self._lines.values())
+
+    # Lifecycle --------------------------------------------------------------
+
+    async def start(self, recovered: list[OutItem]) -> None:
+        self.enqueue(recovered)
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"outbox-{i}") for i in range(self._concurrency)
+        ]
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let sends already under way finish; queued rows stay queued for next start."""
+        self._stopping = True
+        if self.in_flight:
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        for timer in self._timers:
+            timer.cancel()
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    # Sending ----------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            recipient = await self._ready.get()
+            if self._stopping:
+                return
+            line = self._lines.get(recipient)
+            if not line:
+                continue
+            wait = (
+                max(
+                    self._paused_until,
+                    self._recipient_until.get(recipient, 0.0),
+                    line[0].not_before,
+                )
+                - self._clock()
+            )
+            if wait > 0:
+                self._hold(recipient, wait)
+                continue
+            item = line[0]
+            self.in_flight += 1
+            try:
+                done = await self._attempt(item)
+            finally:
+                self.in_flight -= 1
+                if not self.in_flight:
+                    self._idle.set()
+            if done:
+                line.popleft()
+            if not line:
+                del self._lines[recipient]
+            elif done:
+                self._ready.put_nowait(recipient)
+            else:
+                self._hold(recipient, max(0.0, item.not_before - self._clock()))
+
+    def _hold(self, recipient: str, delay: float) -> None:
+        self._held.add(recipient)
+
+        def release() -> None:
+            self._timers.discard(handle)
+            self._held.discard(recipient)
+            if self._lines.get(recipient):
+                self._ready.put_nowait(recipient)
+
+        handle = asyncio.get_running_loop().call_later(delay, release)
+        self._timers.add(handle)
+
+    async def _attempt(self, item: OutItem) -> bool:
+        """One try. True when the item is finished (sent or failed for good)."""
+        kind = "read_receipt" if not item.durable else "message"
+        try:
+            sent = await self._client.send(item.body)
+        except GraphError as err:
+            return await self._failed(item, err, kind)
+        if item.durable:
+            await self._db.write(
+                store.mark_sent(item.message_id, self._wamid(sent.wamid), self._clock())
+            )
+        self._on_result(kind, "sent")
+        return True
+
+    def _wamid(self, wamid: str | None) -> str | None:
+        return self._index_wamid(wamid) if wamid else None
+
+    async def _failed(self, item: OutItem, err: GraphError, kind: str) -> bool:
+        action = err.action
+        now = self._clock()
+        item.attempts += 1
+        self._on_result(kind, f"error_{err.code or err.http_status or 'network'}")
+        if action is Action.FAIL or item.attempts >= self._max_attempts or not item.durable:
+            log.warning(
+                "send failed for good: code=%s attempts=%d action=%s",
+                err.code,
+                item.attempts,
+                action.value,
+            )
+            if item.durable:
+                title = err.title or f"gave up after {item.attempts} attempts"
+                await self._db.write(store.mark_failed(item.message_id, err.code, title, now))
+            return True
+        delay = backoff(item.attempts)
+        if action is Action.THROTTLE:
+            self._paused_until = max(self._paused_until, now + THROTTLE_PAUSE)
+            delay = max(delay, THROTTLE_PAUSE)
+        elif action is Action.THROTTLE_RECIPIENT:
+            pause = RECIPIENT_PAUSE * 2 ** min(item.attempts, 5)
+            self._recipient_until[item.recipient] = now + pause
+            delay = max(delay, pause)
+        elif action is Action.PAUSE:
+            self._paused_until = max(self._paused_until, now + QUALITY_PAUSE)
+            delay = max(delay, QUALITY_PAUSE)
+            log.error(
+                "Meta reported a quality or policy problem (code %s); sending paused", err.code
+            )
+            self._alert("sending_paused", {"code": err.code})
+        elif action is Action.AUTH:
+            log.error("the Graph API refuses our access token (code %s)", err.code)
+            self._alert("access_token_refused", {"code": err.code})
+        item.not_before = now + delay
+        await self._db.write(store.schedule_retry(item.message_id, item.not_before, err.code, now))
+        log.info(
+            "send will be retried: code=%s attempt=%d in %.1fs", err.code, item.attempts, delay
+        )
+        return False

@@ -1,0 +1,286 @@
+"""Turns: each contact's inbox events, one at a time, in Meta's timestamp order.
+
+After the webhook commits a delivery it calls `notify` with the contacts that
+have new events. Each such contact gets one worker task that takes their
+oldest pending event, runs a turn and commits its effects (contact, stored
+message, replies to send, inbox row done) in one transaction, then moves to
+the next. Different contacts run in parallel. After a restart or a crash,
+`start` finds every contact with pending events and resumes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+
+from bot.crypto import DataKey, Keyring, WrappedKey, seal
+from bot.runtime.outbox import Outbox, OutItem
+from bot.store import contacts as contact_store
+from bot.store import inbox as inbox_store
+from bot.store import outbox as message_store
+from bot.store.db import Database
+from bot.webhook.inbox import open_event
+from bot.whatsapp.events import InboundMessage, StatusUpdate
+from bot.whatsapp.messages import Outbound, Recipient, graph_body, read_receipt
+
+log = logging.getLogger(__name__)
+
+Responder = Callable[[InboundMessage], list[Outbound]]
+MAX_ATTEMPTS = 5
+STATUS_WAIT_ROUNDS = 30  # a status waits up to ~60 s for its send to be recorded
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        db: Database,
+        keyring: Keyring,
+        outbox: Outbox,
+        respond: Responder,
+        *,
+        mark_as_read: bool = True,
+        max_active: int = 256,
+        clock: Callable[[], float] = time.time,
+        on_turn: Callable[[str], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._keyring = keyring
+        self._outbox = outbox
+        self._respond = respond
+        self._mark_as_read = mark_as_read
+        self._slots = asyncio.Semaphore(max_active)
+        self._clock = clock
+        self._on_turn = on_turn or (lambda outcome: None)
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._inbox_key: DataKey | None = None
+        self._stopping = False
+
+    @property
+    def active(self) -> int:
+        return len(self._active)
+
+    async def start(self, inbox_key: DataKey) -> None:
+        self._inbox_key = inbox_key
+        self.notify(await self._db.read(inbox_store.pending_contacts))
+        self._sweeper = asyncio.create_task(self._sweep_waiting(), name="turns-sweeper")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Finish the turns under way; what is still pending resumes at next start."""
+        self._stopping = True
+        if self._sweeper:
+            self._sweeper.cancel()
+        tasks = list(self._active.values())
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    def notify(self, contact_indexes: Iterable[str]) -> None:
+        for ci in contact_indexes:
+            if self._stopping:
+                return
+            if ci in self._active:
+                self._again.add(ci)
+            else:
+                task = asyncio.create_task(self._worker(ci))
+                self._active[ci] = task
+
+    async def _worker(self, ci: str) -> None:
+        try:
+            while not self._stopping:
+                event = await self._db.read(inbox_store.next_pending(ci))
+                if event is None:
+                    if ci in self._again:
+                        self._again.discard(ci)
+                        continue
+                    break
+                async with self._slots:
+                    await self._run_one(event)
+        finally:
+            self._active.pop(ci, None)
+            self._again.discard(ci)
+
+    async def _run_one(self, pending: inbox_store.PendingEvent) -> None:
+        try:
+            await self._process(pending)
+        except Exception:
+            log.exception("turn failed: inbox_id=%d attempt=%d", pending.id, pending.attempts + 1)
+            self._on_turn("error")
+            dropped = await self._db.write(
+                inbox_store.give_up(pending.id, self._clock(), MAX_ATTEMPTS)
+            )
+            if dropped:
+                log.error("inbox event %d set aside after %d attempts", pending.id, MAX_ATTEMPTS)
+            else:
+                await asyncio.sleep(min(2.0**pending.attempts * 0.1, 5.0))
+
+    async def _process(self, pending: inbox_store.PendingEvent) -> None:
+        assert self._inbox_key is not None
+        now = self._clock()
+        event = (
+            open_event(self._inbox_key, pending.event_key, pending.payload)
+            if pending.payload
+            else None
+        )
+        if isinstance(event, InboundMessage):
+            await self._message_turn(pending, event, now)
+        elif isinstance(event, StatusUpdate):
+            await self._status(pending, event, now)
+        else:  # user preferences and anything else: kept for the flows to act on later
+            await self._db.write(lambda conn: inbox_store.finish(conn, pending.id, now))
+
+    async def _status(
+        self, pending: inbox_store.PendingEvent, status: StatusUpdate, now: float
+    ) -> None:
+        wamid_index = self._keyring.blind_index("wamid", status.id)
+        error = status.errors[0] if status.errors else None
+
+        def unit(conn: Any) -> None:
+            matched = message_store.apply_status(
+                conn,
+                wamid_index,
+                status.status,
+                now,
+                error.code if error else None,
+                error.title if error else None,
+            )
+            waited_enough = pending.attempts >= STATUS_WAIT_ROUNDS
+            state = inbox_store.DONE if matched or waited_enough else inbox_store.WAITING
+            inbox_store.finish(conn, pending.id, now, state)
+
+        await self._db.write(unit)
+
+    async def _message_turn(
+        self, pending: inbox_store.PendingEvent, msg: InboundMessage, now: float
+    ) -> None:
+        kr = self._keyring
+        sender = msg.sender
+        phone_index = kr.blind_index("phone", "+" + sender.wa_id) if sender.wa_id else None
+        user_index = kr.blind_index("bsuid", sender.user_id) if sender.user_id else None
+        contact = await self._db.read(contact_store.find(phone_index, user_index))
+
+        new_contact: dict[str, Any] | None = None
+        if contact is None:
+            contact_id = uuid.uuid4().hex
+            dk, wrapped = kr.new_data_key(uuid.uuid4().hex)
+            new_contact = _new_contact(dk, wrapped, contact_id, phone_index, user_index, msg, now)
+        else:
+            contact_id = contact.id
+            dk = kr.unwrap(contact.data_key_id, WrappedKey(contact.kid, contact.wrapped))
+
+        replies = self._respond(msg) if msg.is_user_content else []
+        recipient = Recipient(wa_id=sender.wa_id, user_id=sender.user_id)
+        pace_key = phone_index or user_index or contact_id
+        rows = [_message_row(dk, contact_id, "in", msg.type, msg.raw, "received", now, kr, msg.id)]
+        items: list[OutItem] = []
+        for reply in replies:
+            body = graph_body(reply, recipient)
+            row = _message_row(dk, contact_id, "out", reply.kind, body, "queued", now)
+            rows.append(row)
+            items.append(OutItem(message_id=row["id"], recipient=pace_key, body=body))
+
+        def unit(conn: Any) -> bool:
+            if not inbox_store.finish(conn, pending.id, now):
+                return False  # already handled by an earlier run of this turn
+            if new_contact is not None:
+                contact_store.create(conn, key=new_contact["key"], contact=new_contact["contact"])
+            else:
+                assert contact is not None
+                fill: dict[str, Any] = {"last_inbound_at": now}
+                if phone_index and not contact.phone_index:
+                    fill["phone_index"] = phone_index
+                if user_index and not contact.user_index:
+                    fill["user_index"] = user_index
+                contact_store.touch(conn, contact_id, **fill)
+            message_store.add(conn, rows)
+            return True
+
+        if not await self._db.write(unit):
+            return
+        self._on_turn("replied" if items else "quiet")
+        if self._mark_as_read and msg.is_user_content:
+            items.append(
+                OutItem(message_id="", recipient=pace_key, body=read_receipt(msg.id), durable=False)
+            )
+        self._outbox.enqueue(items)
+
+    async def _sweep_waiting(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                again = await self._db.write(inbox_store.requeue_waiting(STATUS_WAIT_ROUNDS))
+            except Exception:
+                log.exception("could not requeue waiting status events")
+                continue
+            self.notify(again)
+
+
+def _message_row(
+    dk: DataKey,
+    contact_id: str,
+    direction: str,
+    kind: str,
+    content: dict[str, Any],
+    status: str,
+    now: float,
+    keyring: Keyring | None = None,
+    wamid: str | None = None,
+) -> dict[str, Any]:
+    mid = uuid.uuid4().hex
+    return {
+        "id": mid,
+        "contact_id": contact_id,
+        "direction": direction,
+        "kind": kind[:24],
+        "category": "service",
+        "body": seal(dk, orjson.dumps(content), f"messages/body/{mid}"),
+        "wamid_index": keyring.blind_index("wamid", wamid) if keyring and wamid else None,
+        "status": status,
+        "error_code": None,
+        "error_title": None,
+        "attempts": 0,
+        "next_attempt_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _new_contact(
+    dk: DataKey,
+    wrapped: WrappedKey,
+    contact_id: str,
+    phone_index: str | None,
+    user_index: str | None,
+    msg: InboundMessage,
+    now: float,
+) -> dict[str, Any]:
+    sender = msg.sender
+
+    def sealed(column: str, value: str | None) -> bytes | None:
+        if value is None:
+            return None
+        return seal(dk, value.encode(), f"contacts/{column}/{contact_id}")
+
+    return {
+        "key": {"id": dk.key_id, "kid": wrapped.kid, "wrapped": wrapped.wrapped, "created_at": now},
+        "contact": {
+            "id": contact_id,
+            "phone_index": phone_index,
+            "user_index": user_index,
+            "data_key_id": dk.key_id,
+            "phone_sealed": sealed("phone", "+" + sender.wa_id if sender.wa_id else None),
+            "user_id_sealed": sealed("user_id", sender.user_id),
+            "name_sealed": sealed("name", sender.name),
+            "created_at": now,
+            "last_inbound_at": now,
+        },
+    }

@@ -1,0 +1,131 @@
+"""The inbox: webhook events stored before Meta gets its 200.
+
+Every function here returns a unit for `Database.write` or a reader for
+`Database.read`; none of them commits on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, update
+
+from bot.store.tables import InboxEvent
+
+inbox = InboxEvent.__table__
+PENDING, WAITING, DONE = "pending", "waiting", "done"
+
+
+def insert_ignoring_duplicates(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING, in the dialect at hand."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    conn.execute(insert(table).on_conflict_do_nothing(), rows)
+
+
+def accept(rows: list[dict[str, Any]]) -> Callable[[Connection], None]:
+    """Store a delivery's events; a redelivered event key is silently ignored."""
+    return lambda conn: insert_ignoring_duplicates(conn, inbox, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    id: int
+    event_key: str
+    kind: str
+    payload: bytes | None
+    attempts: int
+
+
+def next_pending(contact_index: str) -> Callable[[Connection], PendingEvent | None]:
+    """The contact's oldest unprocessed event, in Meta's timestamp order."""
+    query = (
+        select(inbox.c.id, inbox.c.event_key, inbox.c.kind, inbox.c.payload, inbox.c.attempts)
+        .where(and_(inbox.c.contact_index == contact_index, inbox.c.state == PENDING))
+        .order_by(inbox.c.meta_ts, inbox.c.id)
+        .limit(1)
+    )
+
+    def run(conn: Connection) -> PendingEvent | None:
+        row = conn.execute(query).first()
+        return PendingEvent(*row) if row else None
+
+    return run
+
+
+def finish(conn: Connection, event_id: int, now: float, state: str = DONE) -> bool:
+    """Mark an event processed and drop its payload, unless another turn already did.
+
+    Returns False when the event was no longer pending, so the caller's turn is
+    abandoned (rolled back) instead of being applied twice.
+    """
+    values: dict[str, Any] = {"state": state, "processed_at": now}
+    if state == DONE:
+        values["payload"] = None
+    result = conn.execute(
+        update(inbox)
+        .where(and_(inbox.c.id == event_id, inbox.c.state.in_((PENDING, WAITING))))
+        .values(**values, attempts=inbox.c.attempts + 1)
+    )
+    return result.rowcount == 1
+
+
+def give_up(event_id: int, now: float, max_attempts: int) -> Callable[[Connection], bool]:
+    """Count a failed try; after `max_attempts` the event is set aside as failed so
+    one poison message cannot block a person's later messages for ever."""
+
+    def run(conn: Connection) -> bool:
+        conn.execute(
+            update(inbox).where(inbox.c.id == event_id).values(attempts=inbox.c.attempts + 1)
+        )
+        result = conn.execute(
+            update(inbox)
+            .where(and_(inbox.c.id == event_id, inbox.c.attempts >= max_attempts))
+            .values(state="failed", processed_at=now)
+        )
+        return result.rowcount == 1
+
+    return run
+
+
+def pending_contacts(conn: Connection) -> list[str]:
+    """Contacts with work left over from before a restart or a crash."""
+    rows = conn.execute(
+        select(inbox.c.contact_index)
+        .where(and_(inbox.c.state == PENDING, inbox.c.contact_index.is_not(None)))
+        .group_by(inbox.c.contact_index)
+        .order_by(func.min(inbox.c.id))
+    )
+    return [r[0] for r in rows]
+
+
+def requeue_waiting(older_than_attempts: int) -> Callable[[Connection], list[str]]:
+    """Put waiting events (statuses that arrived before their send was recorded)
+    back in line, and give up on those that waited long enough."""
+
+    def run(conn: Connection) -> list[str]:
+        conn.execute(
+            update(inbox)
+            .where(and_(inbox.c.state == WAITING, inbox.c.attempts >= older_than_attempts))
+            .values(state=DONE, payload=None)
+        )
+        rows = conn.execute(
+            update(inbox)
+            .where(inbox.c.state == WAITING)
+            .values(state=PENDING)
+            .returning(inbox.c.contact_index)
+        )
+        return sorted({r[0] for r in rows if r[0]})
+
+    return run
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(inbox.c.state, func.count()).group_by(inbox.c.state))
+    return {state: n for state, n in rows}

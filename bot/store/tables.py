@@ -1,0 +1,95 @@
+"""The database tables. Nothing here holds personal data in clear.
+
+Columns ending in `_index` are blind indexes (keyed HMACs, see `bot.crypto`);
+columns ending in `_sealed` or named `payload`/`body` are AES-GCM ciphertexts
+bound to their table, column and row. Times are UTC epoch seconds (floats):
+compact, sortable and the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+
+class DataKey(SQLModel, table=True):
+    """A wrapped data key: one per contact, plus `system-inbox` for raw deliveries.
+
+    Deleting the row is crypto-shredding: whatever it sealed can no longer be read.
+    """
+
+    __tablename__ = "data_keys"
+
+    id: str = Field(primary_key=True, max_length=40)
+    kid: str = Field(max_length=64)
+    wrapped: bytes
+    created_at: float
+
+
+class Contact(SQLModel, table=True):
+    """A person the bot talks to, found by the blind index of their number or BSUID."""
+
+    __tablename__ = "contacts"
+
+    id: str = Field(primary_key=True, max_length=40)
+    phone_index: str | None = Field(default=None, unique=True, max_length=64)
+    user_index: str | None = Field(default=None, unique=True, max_length=64)
+    data_key_id: str = Field(max_length=40)
+    phone_sealed: bytes | None = None
+    user_id_sealed: bytes | None = None
+    name_sealed: bytes | None = None
+    created_at: float
+    last_inbound_at: float | None = None
+
+
+class InboxEvent(SQLModel, table=True):
+    """One webhook event (message, status or error) as Meta delivered it.
+
+    `event_key` is a blind index of Meta's id (wamids encode phone numbers), so a
+    redelivery collides on the unique constraint. The sealed payload is dropped
+    once the event is processed; the key stays so late redeliveries stay deduplicated.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_contact_pending", "contact_index", "state", "meta_ts", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_key: str = Field(unique=True, max_length=64)
+    kind: str = Field(max_length=16)
+    contact_index: str | None = Field(default=None, max_length=64)
+    meta_ts: int = 0
+    payload: bytes | None = None
+    state: str = Field(default="pending", index=True, max_length=16)
+    attempts: int = 0
+    received_at: float
+    processed_at: float | None = None
+
+
+class Message(SQLModel, table=True):
+    """A message in either direction. Outbound rows double as the outbox.
+
+    Outbound states: queued → sent → delivered → read, or failed (with Meta's
+    error code and title). `wamid_index` is the blind index of Meta's message id.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_outbox", "direction", "status", "next_attempt_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    contact_id: str = Field(foreign_key="contacts.id", index=True, max_length=40)
+    direction: str = Field(max_length=3)
+    kind: str = Field(max_length=24)
+    category: str = Field(default="service", max_length=16)
+    body: bytes | None = None
+    wamid_index: str | None = Field(default=None, unique=True, max_length=64)
+    status: str = Field(max_length=16)
+    error_code: int | None = None
+    error_title: str | None = Field(default=None, max_length=200)
+    attempts: int = 0
+    next_attempt_at: float | None = None
+    created_at: float
+    updated_at: float
+
+
+ALL_TABLES = [DataKey, Contact, InboxEvent, Message]
+metadata = SQLModel.metadata

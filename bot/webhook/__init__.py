@@ -1,0 +1,1 @@
+"""The webhook endpoint: verify, parse, store, acknowledge."""

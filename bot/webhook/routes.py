@@ -1,0 +1,95 @@
+"""`GET /webhook` (subscription handshake) and `POST /webhook` (deliveries).
+
+A delivery is answered 200 only once its events are committed to the inbox;
+turns run after that, so Meta never waits on a conversation. Bad input gets
+a 4xx and is never stored: 401 for a bad or missing signature, 400 for a body
+that is not a WhatsApp payload, 413 above the size limit (Quart enforces
+MAX_CONTENT_LENGTH). A correctly signed delivery is never answered 429.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import orjson
+from quart import Blueprint, Response, request
+
+from bot.config import Settings
+from bot.crypto import DataKey, Keyring
+from bot.metrics import Metrics
+from bot.runtime.turns import TurnRunner
+from bot.store import inbox as inbox_store
+from bot.store.db import Database
+from bot.webhook import signature
+from bot.webhook.inbox import sealed_rows
+from bot.whatsapp.events import PayloadError, ValueErrors, parse_webhook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WebhookDeps:
+    settings: Settings
+    keyring: Keyring
+    db: Database
+    turns: TurnRunner
+    metrics: Metrics
+    inbox_key: DataKey | None = None  # set at start, once the store is open
+
+
+def _plain(status: int, text: str) -> Response:
+    return Response(text, status=status, content_type="text/plain; charset=utf-8")
+
+
+def create_blueprint(deps: WebhookDeps) -> Blueprint:
+    bp = Blueprint("webhook", __name__)
+    secrets = deps.settings.app_secrets
+    verify_token = deps.settings.WHATSAPP_VERIFY_TOKEN
+    our_number = deps.settings.phone_number_id
+
+    @bp.get("/webhook")
+    async def handshake() -> Response:
+        args = request.args
+        if args.get("hub.mode") == "subscribe" and args.get("hub.verify_token") == verify_token:
+            return _plain(200, args.get("hub.challenge", ""))
+        return _plain(403, "verification failed")
+
+    @bp.post("/webhook")
+    async def deliver() -> Response:
+        body = await request.get_data(cache=False)
+        assert isinstance(body, bytes)
+        if not signature.verify(secrets, body, request.headers.get("X-Hub-Signature-256")):
+            deps.metrics.deliveries.labels("bad_signature").inc()
+            log.warning("webhook refused: bad or missing signature (%d bytes)", len(body))
+            return _plain(401, "invalid signature")
+        try:
+            delivery = parse_webhook(orjson.loads(body))
+        except (orjson.JSONDecodeError, PayloadError):
+            deps.metrics.deliveries.labels("bad_payload").inc()
+            return _plain(400, "not a WhatsApp webhook payload")
+
+        events = []
+        for event in delivery.events:
+            number = getattr(event, "phone_number_id", None)
+            if number is not None and number != our_number:
+                deps.metrics.events.labels("other_number").inc()
+                continue
+            if isinstance(event, ValueErrors):
+                codes = [e.code for e in event.errors]
+                log.warning("Meta reported webhook-level errors: codes=%s", codes)
+            deps.metrics.events.labels(type(event).__name__).inc()
+            events.append(event)
+        if delivery.skipped:
+            deps.metrics.events.labels("skipped").inc(delivery.skipped)
+
+        assert deps.inbox_key is not None
+        rows, contacts = sealed_rows(deps.keyring, deps.inbox_key, events, time.time())
+        if rows:
+            await deps.db.write(inbox_store.accept(rows))
+        deps.turns.notify(contacts)
+        deps.metrics.deliveries.labels("stored").inc()
+        return _plain(200, "ok")
+
+    return bp

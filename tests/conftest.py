@@ -1,0 +1,164 @@
+"""Shared fixtures: a real bot and a real fake Graph API, both served on loopback.
+
+Set BOT_TEST_DATABASE_URL (a postgresql+asyncpg:// URL) to run the database
+tests on PostgreSQL as well, and BOT_TEST_REDIS_URL for Redis. With
+BOT_TEST_STRICT=1 (set by .ci/run) a missing component fails the test
+instead of skipping it, so CI never skips silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.app import Services, create_app
+from bot.config import Settings, load_settings
+from bot.simulator import webhooks
+from bot.simulator.fake_graph import FakeGraph
+from bot.simulator.fake_graph import create_app as create_fake_app
+from tests.servers import running
+
+PHONE_NUMBER_ID = "106540352242922"
+APP_SECRET = "test-app-secret"
+TOKEN = "test-token"
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "meta-samples"
+STRICT = os.environ.get("BOT_TEST_STRICT") == "1"
+PG_URL = os.environ.get("BOT_TEST_DATABASE_URL", "")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when a component is missing, except under CI, where it is a failure."""
+    if condition:
+        return
+    if STRICT:
+        pytest.fail(f"required under BOT_TEST_STRICT=1: {reason}")
+    pytest.skip(reason)
+
+
+def random_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def make_settings(db_url: str, api_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "WHATSAPP_APP_SECRET": APP_SECRET,
+        "WHATSAPP_VERIFY_TOKEN": "verify-me",
+        "WHATSAPP_ACCESS_TOKEN": TOKEN,
+        "WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
+        "WHATSAPP_API_URL": api_url,
+        "DATABASE_URL": db_url,
+        "BOT_MASTER_KEYS": f"k1:{random_key()}",
+        "BOT_INDEX_KEY": random_key(),
+        "BOT_SIMULATOR": False,
+    }
+    values.update(overrides)
+    return load_settings(env_file=None, **values)
+
+
+async def reset_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database: a SQLite file, and PostgreSQL when configured."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    require(bool(PG_URL), "PostgreSQL not configured (set BOT_TEST_DATABASE_URL)")
+    await reset_postgres(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[tuple[FakeGraph, str]]:
+    fake = FakeGraph(phone_number_id=PHONE_NUMBER_ID, tokens=[TOKEN, "fallback-token"])
+    async with running(create_fake_app(fake)) as url:
+        yield fake, url + "/v21.0"
+
+
+@dataclass
+class Bot:
+    """A running bot, the fake Graph API behind it, and Meta's side of the webhook."""
+
+    url: str
+    services: Services
+    fake: FakeGraph
+    http: httpx.AsyncClient
+    settings: Settings
+    sent_before: int = 0
+    wamids: list[str] = field(default_factory=list)
+
+    async def post(self, body: dict[str, Any] | bytes, secret: str = APP_SECRET) -> httpx.Response:
+        raw, headers = webhooks.signed(body, secret)
+        return await self.http.post(self.url + "/webhook", content=raw, headers=headers)
+
+    async def say(self, sender: str, content: str | dict[str, Any], **kw: Any) -> str:
+        """A person sends a message; returns its wamid once the bot acknowledged it."""
+        payload = webhooks.text(content) if isinstance(content, str) else content
+        body, wamid = webhooks.message(PHONE_NUMBER_ID, sender, payload, **kw)
+        resp = await self.post(body)
+        assert resp.status_code == 200, resp.text
+        return wamid
+
+    async def replies(self, count: int, timeout: float = 10.0) -> list[Any]:
+        """Wait until `count` more messages (not read receipts) reached the fake."""
+        target = self.sent_before + count
+        got = await self.fake.wait_for_sent(target, timeout=timeout)
+        new = got[self.sent_before : target]
+        self.sent_before = target
+        return new
+
+    async def idle(self, timeout: float = 10.0) -> None:
+        """Wait until every turn and send under way has finished."""
+        s = self.services
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if not s.turns.active and not s.outbox.depth and not s.db.writer.depth:
+                pending = await s.db.read(
+                    lambda c: c.execute(
+                        text("SELECT count(*) FROM inbox WHERE state='pending'")
+                    ).scalar()
+                )
+                if not pending:
+                    return
+            await asyncio.sleep(0.02)
+        raise TimeoutError("bot did not become idle")
+
+    async def sql(self, query: str, **params: Any) -> list[Any]:
+        return await self.services.db.read(lambda c: c.execute(text(query), params).all())
+
+
+@pytest.fixture
+async def bot(
+    db_url: str, graph: tuple[FakeGraph, str], request: pytest.FixtureRequest
+) -> AsyncIterator[Bot]:
+    fake, api_url = graph
+    overrides = getattr(request, "param", {}) or {}
+    settings = make_settings(db_url, api_url, **overrides)
+    app = create_app(settings)
+    async with running(app) as url, httpx.AsyncClient(timeout=30) as http:
+        yield Bot(url=url, services=app.extensions["bot"], fake=fake, http=http, settings=settings)
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
