@@ -77,7 +77,10 @@ class Services:
         return self.keyring.unwrap(INBOX_KEY_ID, WrappedKey(kid, blob))
 
     async def _recover_outbox(self) -> list[OutItem]:
-        """Messages committed but not yet accepted by Meta when the last process ended."""
+        """Messages committed but not yet accepted by Meta when the last process ended.
+
+        They are tried at once: a restart is a natural moment to retry, and the
+        backoff state of the previous process says little about Meta now."""
         import orjson
 
         from bot.crypto import open_sealed
@@ -92,7 +95,6 @@ class Services:
                     recipient=row.contact_id,
                     body=body,
                     attempts=row.attempts,
-                    not_before=row.next_attempt_at or 0.0,
                 )
             )
         if items:

@@ -162,3 +162,15 @@ async def bot(
 
 def dumps(value: Any) -> bytes:
     return orjson.dumps(value)
+
+
+async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.03) -> Any:
+    """Poll an async check until it returns something truthy; fail on timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
+        await asyncio.sleep(interval)

@@ -27,11 +27,17 @@ from bot.whatsapp.errors import Action, GraphError
 
 log = logging.getLogger(__name__)
 
-BACKOFF_BASE = 1.0
-BACKOFF_CAP = 300.0
-THROTTLE_PAUSE = 5.0
-RECIPIENT_PAUSE = 6.0  # Meta paces one person at about one message every 6 s
-QUALITY_PAUSE = 300.0
+
+
+@dataclass
+class Timing:
+    """How long to wait after each kind of failure (tests shorten these)."""
+
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+    throttle_pause: float = 5.0
+    recipient_pause: float = 6.0  # Meta paces one person at about one message every 6 s
+    quality_pause: float = 300.0
 
 
 @dataclass(slots=True)
@@ -46,7 +52,7 @@ class OutItem:
     not_before: float = field(default=0.0)
 
 
-def backoff(attempts: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+def backoff(attempts: int, base: float, cap: float) -> float:
     """Exponential backoff with full jitter (AWS architecture blog's variant)."""
     return random.uniform(0, min(cap, base * 2**attempts))
 
@@ -64,6 +70,7 @@ class Outbox:
         alert: Callable[[str, dict[str, Any]], None] | None = None,
         on_result: Callable[[str, str], None] | None = None,
     ) -> None:
+        self.timing = Timing()
         self._db = db
         self._client = client
         self._index_wamid = index_wamid
@@ -203,17 +210,18 @@ class Outbox:
                 title = err.title or f"gave up after {item.attempts} attempts"
                 await self._db.write(store.mark_failed(item.message_id, err.code, title, now))
             return True
-        delay = backoff(item.attempts)
+        t = self.timing
+        delay = backoff(item.attempts, t.backoff_base, t.backoff_cap)
         if action is Action.THROTTLE:
-            self._paused_until = max(self._paused_until, now + THROTTLE_PAUSE)
-            delay = max(delay, THROTTLE_PAUSE)
+            self._paused_until = max(self._paused_until, now + t.throttle_pause)
+            delay = max(delay, t.throttle_pause)
         elif action is Action.THROTTLE_RECIPIENT:
-            pause = RECIPIENT_PAUSE * 2 ** min(item.attempts, 5)
+            pause = t.recipient_pause * 2 ** min(item.attempts - 1, 5)
             self._recipient_until[item.recipient] = now + pause
             delay = max(delay, pause)
         elif action is Action.PAUSE:
-            self._paused_until = max(self._paused_until, now + QUALITY_PAUSE)
-            delay = max(delay, QUALITY_PAUSE)
+            self._paused_until = max(self._paused_until, now + t.quality_pause)
+            delay = max(delay, t.quality_pause)
             log.error(
                 "Meta reported a quality or policy problem (code %s); sending paused", err.code
             )

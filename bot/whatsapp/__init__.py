@@ -1,0 +1,1 @@
+"""WhatsApp Cloud API: webhook events, Graph API client and outbound messages."""

@@ -1,0 +1,200 @@
+"""The outbox sender against the fake Graph API's real error answers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.runtime.outbox import Timing
+from bot.simulator import webhooks
+from bot.whatsapp.client import GraphClient
+from bot.whatsapp.errors import Action, GraphError, classify
+from bot.whatsapp.messages import Document, Recipient, graph_body
+from tests.conftest import PHONE_NUMBER_ID, TOKEN, Bot, eventually
+
+ALICE = "+447700900123"
+BOB = "+6581234567"
+FAST = Timing(
+    backoff_base=0.02, backoff_cap=0.1, throttle_pause=0.6, recipient_pause=0.6, quality_pause=0.6
+)
+
+
+@pytest.fixture
+def fast(bot: Bot) -> Bot:
+    bot.services.outbox.timing = FAST
+    return bot
+
+
+def attempts_to(bot: Bot, digits: str) -> int:
+    return sum(
+        1
+        for r in bot.fake.requests
+        if r.json and r.json.get("to") == digits and "status" not in r.json
+    )
+
+
+async def out_rows(bot: Bot) -> list[tuple]:
+    rows = await bot.sql("SELECT status, attempts, error_code FROM messages WHERE direction='out'")
+    return [tuple(r) for r in rows]
+
+
+@pytest.mark.parametrize("fault", ["500", "502", "503", "disconnect", 131000, 2])
+async def test_transient_errors_are_retried_until_sent(fast: Bot, fault: object) -> None:
+    fast.fake.fail_next(fault, times=2)
+    await fast.say(ALICE, "hi")
+    (reply,) = await fast.replies(1)
+    await fast.idle()
+    assert reply.to == ALICE[1:]
+    assert (await out_rows(fast))[0][:2] == ("sent", 3)
+    assert attempts_to(fast, ALICE[1:]) == 3
+
+
+@pytest.mark.parametrize(
+    ("code", "title_part"),
+    [(131026, "131026"), (131047, "131047"), (100, "100"), (131050, "131050")],
+)
+async def test_permanent_errors_mark_failed_without_retry(
+    fast: Bot, code: int, title_part: str
+) -> None:
+    fast.fake.fail_next(code)
+    await fast.say(ALICE, "hi")
+    await fast.idle()
+    await asyncio.sleep(0.3)
+    rows = await fast.sql("SELECT status, attempts, error_code, error_title FROM messages WHERE direction='out'")
+    assert [tuple(r[:3]) for r in rows] == [("failed", 1, code)]
+    assert title_part in rows[0][3]
+    assert attempts_to(fast, ALICE[1:]) == 1
+    assert not fast.fake.sent
+
+
+async def test_gives_up_after_max_attempts(fast: Bot) -> None:
+    fast.services.outbox._max_attempts = 3
+    fast.fake.fail_next("503", times=10)
+    await fast.say(ALICE, "hi")
+    async def failed() -> bool:
+        rows = await out_rows(fast)
+        return bool(rows) and rows[0][0] == "failed"
+
+    await eventually(failed)
+    assert (await out_rows(fast))[0][:2] == ("failed", 3)
+    assert attempts_to(fast, ALICE[1:]) == 3
+
+
+async def test_throughput_limit_pauses_every_recipient(fast: Bot) -> None:
+    fast.fake.fail_next(130429, to=ALICE[1:])
+    await fast.say(ALICE, "hi")
+    await asyncio.sleep(0.15)
+    start = asyncio.get_running_loop().time()
+    await fast.say(BOB, "hi")
+    replies = await fast.replies(2)
+    waited = asyncio.get_running_loop().time() - start
+    assert {r.to for r in replies} == {ALICE[1:], BOB[1:]}
+    assert waited >= 0.3  # Bob waited for the number-wide pause too
+
+
+async def test_pair_rate_limit_slows_only_that_recipient(fast: Bot) -> None:
+    fast.fake.fail_next(131056, to=ALICE[1:])
+    await fast.say(ALICE, "hi")
+    await asyncio.sleep(0.1)
+    start = asyncio.get_running_loop().time()
+    await fast.say(BOB, "hi")
+    (first,) = await fast.replies(1)
+    assert first.to == BOB[1:]
+    assert asyncio.get_running_loop().time() - start < 0.4
+    (second,) = await fast.replies(1)
+    assert second.to == ALICE[1:]
+
+
+async def test_quality_signal_pauses_and_alerts(fast: Bot) -> None:
+    fast.fake.fail_next(131048)
+    await fast.say(ALICE, "hi")
+    await fast.replies(1)
+    metrics = (await fast.http.get(fast.url + "/metrics")).text
+    assert 'bot_alerts_total{event="sending_paused"} 1.0' in metrics
+
+
+async def test_one_recipient_keeps_order_through_retries(fast: Bot) -> None:
+    """An image gets two replies; a retry of the first holds back the second."""
+    fast.fake.fail_next("500", times=2, to=ALICE[1:])
+    await fast.say(ALICE, {"type": "image", "image": {"id": "1", "mime_type": "image/jpeg"}})
+    first, second = await fast.replies(2)
+    assert first.body["type"] == "text"
+    assert second.body["type"] == "interactive"
+
+
+async def test_expired_token_switches_to_fallback_once_and_alerts(
+    db_url: str, graph: tuple
+) -> None:
+    from bot.app import create_app
+    from tests.conftest import make_settings
+    from tests.servers import running
+
+    fake, api_url = graph
+    settings = make_settings(db_url, api_url, WHATSAPP_ACCESS_TOKEN_FALLBACK="fallback-token")
+    app = create_app(settings)
+    fake.expire_token(TOKEN)
+    async with running(app) as url:
+        import httpx
+
+        async with httpx.AsyncClient() as http:
+            for sender in (ALICE, BOB):
+                body, _ = webhooks.message(PHONE_NUMBER_ID, sender, webhooks.text("hi"))
+                raw, headers = webhooks.signed(body, "test-app-secret")
+                assert (await http.post(url + "/webhook", content=raw, headers=headers)).status_code == 200
+            sent = await fake.wait_for_sent(2)
+            metrics = (await http.get(url + "/metrics")).text
+    assert {s.to for s in sent} == {ALICE[1:], BOB[1:]}
+    auths = [r.headers.get("authorization") for r in fake.requests if r.path.endswith("/messages")]
+    assert auths[0] == f"Bearer {TOKEN}"
+    assert auths.count(f"Bearer {TOKEN}") == 1  # switched once, then stayed on the fallback
+    assert 'bot_alerts_total{event="access_token_fallback"} 1.0' in metrics
+
+
+async def test_expired_token_without_fallback_keeps_message_queued(fast: Bot) -> None:
+    fast.fake.expire_token(TOKEN)
+    await fast.say(ALICE, "hi")
+    async def tried() -> bool:
+        rows = await out_rows(fast)
+        return bool(rows) and rows[0][1] >= 1
+
+    await eventually(tried)
+    status, attempts, code = (await out_rows(fast))[0]
+    assert (status, code) == ("queued", 190)
+    assert attempts >= 1
+    assert not fast.fake.sent
+
+
+async def test_client_sends_every_message_kind_and_uploads_media(
+    graph: tuple,
+) -> None:
+    fake, api_url = graph
+    client = GraphClient(base_url=api_url, phone_number_id=PHONE_NUMBER_ID, token=TOKEN)
+    try:
+        media_id = await client.upload_media(b'{"contact": null}', "application/json", "data.json")
+        assert fake.media[media_id][0] == b'{"contact": null}'
+        doc = graph_body(Document(media_id, "data.json", "Your data"), Recipient(wa_id="447700900123"))
+        sent = await client.send(doc)
+        assert sent.wamid and sent.wamid.startswith("wamid.")
+        by_bsuid = graph_body(Document(media_id, "x.json"), Recipient(user_id="US.1349120865530"))
+        assert (await client.send(by_bsuid)).wamid
+        with pytest.raises(GraphError) as err:
+            await client.send({"messaging_product": "whatsapp", "to": "1", "type": "nope"})
+        assert err.value.code == 100 and err.value.action is Action.FAIL
+    finally:
+        await client.aclose()
+
+
+def test_classification_table() -> None:
+    assert classify(None, None) is Action.RETRY
+    assert classify(500, 1) is Action.RETRY
+    assert classify(429, None) is Action.RETRY
+    assert classify(400, 130429) is Action.THROTTLE
+    assert classify(400, 80007) is Action.THROTTLE
+    assert classify(400, 4) is Action.THROTTLE
+    assert classify(400, 131056) is Action.THROTTLE_RECIPIENT
+    assert classify(401, 190) is Action.AUTH
+    assert classify(400, 131048) is Action.PAUSE
+    assert classify(400, 368) is Action.PAUSE
+    for code in (100, 131026, 131047, 131049, 131050, 131051):
+        assert classify(400, code) is Action.FAIL
