@@ -12,10 +12,16 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 
-def free_socket() -> socket.socket:
+def free_socket(port: int = 0) -> socket.socket:
+    """A listening loopback socket; hand it to `running` to serve on it.
+
+    To stand for a server that is down, use `free_port()` and bind later: a
+    socket that listens but is not served would queue requests and answer them
+    once served, which is not how a server that is down behaves.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock

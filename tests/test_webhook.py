@@ -240,3 +240,18 @@ async def test_health_ready_metrics_and_headers(bot: Bot) -> None:
         assert resp.headers["X-Frame-Options"] == "DENY"
         assert resp.headers["Referrer-Policy"] == "no-referrer"
         assert "max-age" in resp.headers["Strict-Transport-Security"]
+
+
+async def test_lone_surrogates_and_huge_numbers_are_still_accepted(bot: Bot) -> None:
+    """Meta's JSON may carry an escaped half of an emoji; the delivery is real, keep it."""
+    body, _ = webhooks.message(PHONE_NUMBER_ID, ALICE, webhooks.text("PLACEHOLDER"))
+    raw = (
+        orjson.dumps(body)
+        .replace(b"PLACEHOLDER", b"broken \\ud83d emoji")
+        .replace(
+            b'"timestamp":"', b'"big":1e999,"huge":123456789012345678901234567890,"timestamp":"'
+        )
+    )
+    assert (await bot.post(raw)).status_code == 200
+    (reply,) = await bot.replies(1)
+    assert reply.to == ALICE[1:]

@@ -9,9 +9,12 @@ MAX_CONTENT_LENGTH). A correctly signed delivery is never answered 429.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from quart import Blueprint, Response, request
@@ -43,6 +46,33 @@ def _plain(status: int, text: str) -> Response:
     return Response(text, status=status, content_type="text/plain; charset=utf-8")
 
 
+def load_json(body: bytes) -> Any:
+    """Parse a body the way Meta may write it.
+
+    orjson is fast but refuses escaped lone surrogates ("\\ud83d" cut from its
+    pair) and numbers beyond a double; a delivery carrying one is still real, so
+    it is read with the standard library and the strays replaced with U+FFFD.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _scrub(json.loads(body))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        return float(value)
+    return value
+
+
 def create_blueprint(deps: WebhookDeps) -> Blueprint:
     bp = Blueprint("webhook", __name__)
     secrets = deps.settings.app_secrets
@@ -65,8 +95,8 @@ def create_blueprint(deps: WebhookDeps) -> Blueprint:
             log.warning("webhook refused: bad or missing signature (%d bytes)", len(body))
             return _plain(401, "invalid signature")
         try:
-            delivery = parse_webhook(orjson.loads(body))
-        except (orjson.JSONDecodeError, PayloadError):
+            delivery = parse_webhook(load_json(body))
+        except (ValueError, PayloadError):
             deps.metrics.deliveries.labels("bad_payload").inc()
             return _plain(400, "not a WhatsApp webhook payload")
 

@@ -1,0 +1,150 @@
+"""Nothing acknowledged is lost: restarts, crashes (kill -9) and a Graph API that is down."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.app import create_app
+from bot.simulator import webhooks
+from bot.simulator.fake_graph import FakeGraph
+from bot.simulator.fake_graph import create_app as create_fake_app
+from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, TOKEN, eventually, make_settings
+from tests.servers import free_port, free_socket, running
+
+ROOT = Path(__file__).resolve().parents[1]
+SENDERS = [f"+4477009001{i:02d}" for i in range(10)]
+
+
+async def post_messages(http: httpx.AsyncClient, url: str, per_sender: int) -> None:
+    for n in range(per_sender):
+        for sender in SENDERS:
+            body, _ = webhooks.message(
+                PHONE_NUMBER_ID, sender, webhooks.text(f"message {n}"), timestamp=1000 + n
+            )
+            raw, headers = webhooks.signed(body, APP_SECRET)
+            resp = await http.post(url + "/webhook", content=raw, headers=headers)
+            assert resp.status_code == 200
+
+
+def replies_per_sender(fake: FakeGraph) -> Counter[str]:
+    return Counter(s.to for s in fake.sent)
+
+
+async def test_pending_turns_and_queued_sends_resume_after_restart(db_url: str) -> None:
+    """Deliveries acknowledged while the Graph API was down are answered once after a restart."""
+    fake = FakeGraph(phone_number_id=PHONE_NUMBER_ID, tokens=[TOKEN])
+    graph_port = free_port()  # nothing listens there yet: connections are refused
+    api_url = f"http://127.0.0.1:{graph_port}/v21.0"
+    settings = make_settings(db_url, api_url, BOT_MARK_AS_READ=False)
+
+    app = create_app(settings)
+    async with running(app) as url, httpx.AsyncClient() as http:
+        # The fake is not serving yet: every send fails with a connection error.
+        await post_messages(http, url, per_sender=2)
+        services = app.extensions["bot"]
+
+        async def all_turns_done() -> bool:
+            return not services.turns.active
+
+        await eventually(all_turns_done)
+    async with running(create_fake_app(fake), free_socket(graph_port)):
+        app2 = create_app(settings)
+        async with running(app2):
+            await fake.wait_for_sent(len(SENDERS) * 2, timeout=20)
+            await asyncio.sleep(0.5)
+    assert replies_per_sender(fake) == {s[1:]: 2 for s in SENDERS}
+
+
+def _bot_env(tmp: Path, port: int, api_url: str) -> dict[str, str]:
+    key = base64.b64encode(os.urandom(32)).decode()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "BOT_", "DATABASE"))
+    }
+    env.update(
+        WHATSAPP_APP_SECRET=APP_SECRET,
+        WHATSAPP_VERIFY_TOKEN="verify-me",
+        WHATSAPP_ACCESS_TOKEN=TOKEN,
+        WHATSAPP_PHONE_NUMBER_ID=PHONE_NUMBER_ID,
+        WHATSAPP_API_URL=api_url,
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'bot.db'}",
+        BOT_MASTER_KEYS=f"k1:{key}",
+        BOT_INDEX_KEY=base64.b64encode(os.urandom(32)).decode(),
+        BOT_PORT=str(port),
+        BOT_MARK_AS_READ="false",
+        BOT_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def _start_bot(env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+async def _wait_ready(http: httpx.AsyncClient, url: str, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise AssertionError(f"bot exited with {proc.returncode}: {err[-2000:]}")
+        try:
+            if (await http.get(url + "/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.05)
+    raise TimeoutError("bot did not become ready")
+
+
+@pytest.mark.slow
+async def test_kill_9_after_acknowledging_while_graph_is_down(tmp_path: Path) -> None:
+    """The issue's crash test: ack, kill -9, restart with Meta back, each answered exactly once."""
+    graph_port = free_port()  # nothing listens there yet: connections are refused
+    api_url = f"http://127.0.0.1:{graph_port}/v21.0"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = _bot_env(tmp_path, port, api_url)
+    fake = FakeGraph(phone_number_id=PHONE_NUMBER_ID, tokens=[TOKEN])
+
+    proc = _start_bot(env, tmp_path)
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            await _wait_ready(http, url, proc)
+            await post_messages(http, url, per_sender=3)
+            await asyncio.sleep(0.3)  # let some turns commit and sends fail
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            # Every acknowledged delivery survived the kill, and work was left over.
+            with sqlite3.connect(tmp_path / "bot.db") as db:
+                assert db.execute("SELECT count(*) FROM inbox").fetchone()[0] == 30
+                pending = db.execute("SELECT count(*) FROM inbox WHERE state='pending'")
+                queued = db.execute("SELECT count(*) FROM messages WHERE status='queued'")
+                assert pending.fetchone()[0] + queued.fetchone()[0] > 0
+
+            async with running(create_fake_app(fake), free_socket(graph_port)):
+                proc = _start_bot(env, tmp_path)
+                await _wait_ready(http, url, proc)
+                await fake.wait_for_sent(len(SENDERS) * 3, timeout=30)
+                await asyncio.sleep(1.0)  # anything extra (a duplicate) would show up now
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert replies_per_sender(fake) == {s[1:]: 3 for s in SENDERS}
