@@ -174,11 +174,11 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         err = exc.errors()[0]
-        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        name = ".".join(str(p) for p in err["loc"])
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             message = "is required but not set"
-        if message.startswith(name + ":"):
+        if not name:  # a check across variables names its variable itself
             raise SettingsError(message) from None
         raise SettingsError(f"{name}: {message}") from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import sqlite3
@@ -157,10 +158,8 @@ def test_mutated_meta_payloads(
             node = node[key]
         except (KeyError, IndexError, TypeError):
             break
-    try:
+    with contextlib.suppress(KeyError, IndexError, TypeError):
         node[path[-1]] = replacement
-    except (KeyError, IndexError, TypeError):
-        pass
     assert post(http, tb.url, json.dumps(body).encode(), sign=True) in {200, 400}
 
 
