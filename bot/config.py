@@ -45,7 +45,11 @@ class Settings(BaseSettings):
     """The bot's configuration; see `.env.example` for what each one means."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        case_sensitive=True,
     )
 
     WHATSAPP_APP_SECRET: str = Field(min_length=1)

@@ -6,9 +6,10 @@ import asyncio
 
 import orjson
 import pytest
+from sqlalchemy import text
 
 from bot.simulator import webhooks
-from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, Bot
+from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, Bot, eventually
 
 ALICE = "+447700900123"
 BOB = "+491713920042"
@@ -164,8 +165,8 @@ async def test_unknown_message_type_is_stored_and_answered_politely(bot: Bot) ->
 
 
 async def test_unicode_oddities(bot: Bot) -> None:
-    for text in ["\u202etxet", "emoji 👩🏽‍💻", "nul\x00byte", "🙂" * 1000, "\ud7ff"]:
-        await bot.say(ALICE, text)
+    for words in ["\u202etxet", "emoji 👩🏽‍💻", "nul\x00byte", "🙂" * 1000, "\ud7ff"]:
+        await bot.say(ALICE, words)
     await bot.replies(5)
 
 
@@ -214,19 +215,35 @@ async def test_failed_status_records_meta_reason(bot: Bot) -> None:
     assert tuple(rows[0]) == ("failed", 131026, "Message undeliverable")
 
 
-async def test_status_before_send_is_recorded_is_applied_later(bot: Bot) -> None:
-    """A status can overtake the send's response; it waits, then applies."""
-    bot.fake.fail_next("slow:0.5")
+async def test_status_that_overtakes_its_send_is_applied_later(bot: Bot) -> None:
+    """Meta can report a status before the send's response was recorded: it waits."""
     await bot.say(ALICE, "hi")
-    await asyncio.sleep(0.2)
-    # We cannot know the wamid before the fake answers; post a status for it right after.
     (reply,) = await bot.replies(1)
-    assert (
-        await bot.post(webhooks.status(PHONE_NUMBER_ID, reply.wamid, ALICE, "read"))
-    ).status_code == 200
     await bot.idle()
-    rows = await bot.sql("SELECT status FROM messages WHERE direction='out'")
-    assert [r[0] for r in rows] == ["read"]
+    # Make the send look not yet recorded, then let the status arrive first.
+    real_index = bot.services.keyring.blind_index("wamid", reply.wamid)
+    await bot.services.db.write(
+        lambda c: c.execute(text("UPDATE messages SET wamid_index=NULL WHERE direction='out'"))
+    )
+    body = webhooks.status(PHONE_NUMBER_ID, reply.wamid, ALICE, "read")
+    assert (await bot.post(body)).status_code == 200
+
+    async def waiting() -> bool:
+        rows = await bot.sql("SELECT state FROM inbox WHERE kind='status'")
+        return [r[0] for r in rows] == ["waiting"]
+
+    await eventually(waiting)
+    await bot.services.db.write(
+        lambda c: c.execute(
+            text("UPDATE messages SET wamid_index=:w WHERE direction='out'"), {"w": real_index}
+        )
+    )
+
+    async def applied() -> bool:
+        rows = await bot.sql("SELECT status FROM messages WHERE direction='out'")
+        return [r[0] for r in rows] == ["read"]
+
+    await eventually(applied, timeout=10)
 
 
 async def test_health_ready_metrics_and_headers(bot: Bot) -> None:
