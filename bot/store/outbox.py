@@ -24,59 +24,37 @@ def add(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(messages), rows)
 
 
-def mark_sent(message_id: str, wamid_index: str | None, now: float) -> Callable[[Connection], None]:
-    def run(conn: Connection) -> None:
-        conn.execute(
-            update(messages)
-            .where(and_(messages.c.id == message_id, messages.c.status == QUEUED))
-            .values(
-                status=SENT,
-                wamid_index=wamid_index,
-                attempts=messages.c.attempts + 1,
-                next_attempt_at=None,
-                updated_at=now,
-            )
-        )
+def _settle(message_id: str, now: float, **values: Any) -> Callable[[Connection], None]:
+    """Record one send attempt on a still-queued message."""
+    query = (
+        update(messages)
+        .where(and_(messages.c.id == message_id, messages.c.status == QUEUED))
+        .values(attempts=messages.c.attempts + 1, updated_at=now, **values)
+    )
+    return lambda conn: conn.execute(query)
 
-    return run
+
+def mark_sent(message_id: str, wamid_index: str | None, now: float) -> Callable[[Connection], None]:
+    return _settle(message_id, now, status=SENT, wamid_index=wamid_index, next_attempt_at=None)
 
 
 def mark_failed(
     message_id: str, code: int | None, title: str, now: float
 ) -> Callable[[Connection], None]:
-    def run(conn: Connection) -> None:
-        conn.execute(
-            update(messages)
-            .where(and_(messages.c.id == message_id, messages.c.status == QUEUED))
-            .values(
-                status=FAILED,
-                error_code=code,
-                error_title=title[:200],
-                attempts=messages.c.attempts + 1,
-                next_attempt_at=None,
-                updated_at=now,
-            )
-        )
-
-    return run
+    return _settle(
+        message_id,
+        now,
+        status=FAILED,
+        error_code=code,
+        error_title=title[:200],
+        next_attempt_at=None,
+    )
 
 
 def schedule_retry(
     message_id: str, at: float, code: int | None, now: float
 ) -> Callable[[Connection], None]:
-    def run(conn: Connection) -> None:
-        conn.execute(
-            update(messages)
-            .where(and_(messages.c.id == message_id, messages.c.status == QUEUED))
-            .values(
-                attempts=messages.c.attempts + 1,
-                next_attempt_at=at,
-                error_code=code,
-                updated_at=now,
-            )
-        )
-
-    return run
+    return _settle(message_id, now, next_attempt_at=at, error_code=code)
 
 
 def apply_status(

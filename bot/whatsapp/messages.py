@@ -96,11 +96,7 @@ class Buttons:
                 ]
             },
         }
-        if self.header:
-            interactive["header"] = {"type": "text", "text": self.header}
-        if self.footer:
-            interactive["footer"] = {"text": self.footer}
-        return {"type": "interactive", "interactive": interactive}
+        return _interactive(interactive, self.header, self.footer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +148,7 @@ class ListMessage:
             "body": {"text": self.body},
             "action": {"button": self.button, "sections": sections},
         }
-        if self.header:
-            interactive["header"] = {"type": "text", "text": self.header}
-        if self.footer:
-            interactive["footer"] = {"text": self.footer}
-        return {"type": "interactive", "interactive": interactive}
+        return _interactive(interactive, self.header, self.footer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +181,16 @@ class Document:
         if self.caption:
             doc["caption"] = self.caption
         return {"type": "document", "document": doc}
+
+
+def _interactive(
+    interactive: dict[str, Any], header: str | None, footer: str | None
+) -> dict[str, Any]:
+    if header:
+        interactive["header"] = {"type": "text", "text": header}
+    if footer:
+        interactive["footer"] = {"text": footer}
+    return {"type": "interactive", "interactive": interactive}
 
 
 Outbound = Text | Buttons | ListMessage | Template | Document
