@@ -34,6 +34,7 @@ exactly what is accepted.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,19 +237,8 @@ def _parse_messages_value(value: Any, out: list[Event]) -> int:
         return 1
     phone_number_id = _phone_number_id(value)
     contacts = _contact_list(value)
-    skipped = 0
-    for item in _list(value.get("messages")):
-        message = _message(item, phone_number_id, contacts)
-        if message is None:
-            skipped += 1
-        else:
-            out.append(message)
-    for item in _list(value.get("statuses")):
-        status = _status(item, phone_number_id, contacts)
-        if status is None:
-            skipped += 1
-        else:
-            out.append(status)
+    skipped = _collect(value.get("messages"), _message, phone_number_id, contacts, out)
+    skipped += _collect(value.get("statuses"), _status, phone_number_id, contacts, out)
     errors = _errors(value.get("errors"))
     if errors:
         out.append(ValueErrors(phone_number_id=phone_number_id, errors=errors))
@@ -260,13 +250,24 @@ def _parse_preferences_value(value: Any, out: list[Event]) -> int:
         return 1
     phone_number_id = _phone_number_id(value)
     contacts = _contact_list(value)
+    return _collect(value.get("user_preferences"), _preference, phone_number_id, contacts, out)
+
+
+def _collect(
+    items: Any,
+    build: Callable[[Any, str | None, list[dict[str, Any]]], Event | None],
+    phone_number_id: str | None,
+    contacts: list[dict[str, Any]],
+    out: list[Event],
+) -> int:
+    """Append each item that builds into an event; count the ones that do not."""
     skipped = 0
-    for item in _list(value.get("user_preferences")):
-        preference = _preference(item, phone_number_id, contacts)
-        if preference is None:
+    for item in _list(items):
+        event = build(item, phone_number_id, contacts)
+        if event is None:
             skipped += 1
         else:
-            out.append(preference)
+            out.append(event)
     return skipped
 
 
