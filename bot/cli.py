@@ -45,10 +45,13 @@ async def _serve(settings: Settings) -> None:
     app = create_app(settings)
     print(f"bot listening on http://{settings.BOT_HOST}:{settings.BOT_PORT}", file=sys.stderr)
     if settings.simulator:
-        print(
-            f"simulator: open http://{settings.BOT_HOST}:{settings.BOT_PORT}/simulator",
-            file=sys.stderr,
-        )
+        print(f"simulator: open {settings.own_url}/simulator", file=sys.stderr)
+        if settings.BOT_HOST not in {"127.0.0.1", "localhost", "::1"}:
+            print(
+                "WARNING: the simulator has no login; anyone who reaches "
+                f"{settings.BOT_HOST} can chat as any number. Listen on 127.0.0.1.",
+                file=sys.stderr,
+            )
     await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 

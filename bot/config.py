@@ -137,8 +137,18 @@ class Settings(BaseSettings):
         if self.WHATSAPP_API_URL:
             return self.WHATSAPP_API_URL
         if self.simulator:
-            return f"http://{self.BOT_HOST}:{self.BOT_PORT}/simulator/graph/v21.0"
+            return f"{self.own_url}/simulator/graph/v21.0"
         return DEFAULT_API_URL
+
+    @property
+    def own_url(self) -> str:
+        """Where this process can reach itself (loopback when listening on all addresses)."""
+        host = self.BOT_HOST
+        if host in {"0.0.0.0", "::", "[::]", ""}:  # noqa: S104 - comparing, not binding
+            host = "127.0.0.1"
+        elif ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.BOT_PORT}"
 
     @property
     def access_token(self) -> str:

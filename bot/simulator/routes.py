@@ -1,0 +1,319 @@
+"""The local WhatsApp simulator: a chat page at `/simulator` and a fake Graph API.
+
+It plays Meta's part end to end, so what a newcomer sees is what production does: a
+message typed on the page becomes a Meta-shaped webhook, signed with the app secret and
+POSTed over real HTTP to the bot's own `/webhook`; the bot answers through its outbox
+and Graph client into the fake Graph API mounted at `/simulator/graph`, which sends
+"sent"/"delivered" status webhooks back. The page then polls the fake for what the bot
+sent. Mounted by `create_app` only when `settings.simulator` is true.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import phonenumbers
+from quart import Blueprint, Quart, Response, request
+
+from bot.config import Settings, SettingsError
+from bot.simulator import webhooks
+from bot.simulator.fake_graph import FakeGraph, SentMessage, create_blueprint
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).with_name("static")
+TEXT_MAX = 4096
+REPLY_ID_MAX = 256
+REPLY_TITLE_MAX = 24
+NAME_MAX = 256
+REPLY_TYPES = frozenset({"button_reply", "list_reply"})
+NUMBER_HINT = "must be a phone number in E.164 format, like +447700900123"
+# The page loads only its own script and stylesheet and talks only to this origin.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class BadRequest(ValueError):
+    """The page or a script sent something the simulator cannot turn into a webhook."""
+
+
+def parse_e164(value: object) -> str | None:
+    """`+447700900123` (spaces and dashes allowed) in E.164, or None if it is not a number.
+
+    "Possible" rather than "valid": fictional ranges such as the UK's 07700 900xxx are
+    exactly what people should test with, and they are not assigned to any carrier.
+    """
+    if not isinstance(value, str) or not value.strip().startswith("+") or len(value) > 32:
+        return None
+    try:
+        number = phonenumbers.parse(value.strip(), None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def own_url(settings: Settings) -> str:
+    return settings.own_url
+
+
+# --------------------------------------------------------------------------- what the bot sent
+
+
+def _text_of(part: Any) -> str | None:
+    """`{"text": ...}` blocks (interactive body, header, footer) to their string."""
+    value = part.get("text") if isinstance(part, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _list_rows(action: dict[str, Any]) -> list[dict[str, str]]:
+    rows = []
+    for section in action.get("sections") or []:
+        title = section.get("title") or ""
+        for row in section.get("rows") or []:
+            rows.append(
+                {
+                    "id": str(row.get("id", "")),
+                    "title": str(row.get("title", "")),
+                    "description": str(row.get("description") or ""),
+                    "section": str(title),
+                }
+            )
+    return rows
+
+
+def _interactive(view: dict[str, Any], interactive: dict[str, Any]) -> None:
+    """Fill in buttons or a list, plus body, header and footer, from `interactive`."""
+    action = interactive.get("action") or {}
+    view["text"] = _text_of(interactive.get("body")) or ""
+    view["header"] = _text_of(interactive.get("header"))
+    view["footer"] = _text_of(interactive.get("footer"))
+    if interactive.get("type") == "button":
+        view["kind"] = "buttons"
+        view["buttons"] = [
+            {"id": str(b["reply"].get("id", "")), "title": str(b["reply"].get("title", ""))}
+            for b in action.get("buttons") or []
+            if isinstance(b, dict) and isinstance(b.get("reply"), dict)
+        ]
+    elif interactive.get("type") == "list":
+        view["kind"] = "list"
+        view["list"] = {"button": str(action.get("button", "")), "rows": _list_rows(action)}
+    else:
+        view["text"] = view["text"] or f"[{interactive.get('type', 'interactive')} message]"
+
+
+def _template_text(template: dict[str, Any]) -> str:
+    """Templates live at Meta; show their name, language and parameters instead."""
+    language = (template.get("language") or {}).get("code", "?")
+    params = [
+        str(p.get("text", ""))
+        for component in template.get("components") or []
+        for p in component.get("parameters") or []
+        if isinstance(p, dict) and p.get("type") == "text"
+    ]
+    shown = f"Template {template.get('name', '?')} ({language})"
+    return shown + (": " + " | ".join(params) if params else "")
+
+
+def describe(message: SentMessage) -> dict[str, Any]:
+    """A Graph API send body as the page and the terminal chat show it."""
+    body = message.body
+    kind = body.get("type")
+    view: dict[str, Any] = {
+        "index": message.index,
+        "at": message.at,
+        "kind": "other",
+        "text": "",
+        "buttons": [],
+        "list": None,
+        "header": None,
+        "footer": None,
+    }
+    if kind == "text":
+        view["kind"] = "text"
+        view["text"] = str((body.get("text") or {}).get("body", ""))
+    elif kind == "interactive":
+        _interactive(view, body.get("interactive") or {})
+    elif kind == "template":
+        view["kind"] = "template"
+        view["text"] = _template_text(body.get("template") or {})
+    elif kind == "document":
+        doc = body.get("document") or {}
+        view["kind"] = "document"
+        view["text"] = str(doc.get("filename") or "document")
+        view["footer"] = doc.get("caption")
+    else:
+        view["text"] = f"[{kind} message]"
+    return view
+
+
+# --------------------------------------------------------------------------- what the user sends
+
+
+def _reply_content(reply: Any) -> dict[str, Any]:
+    if not isinstance(reply, dict) or reply.get("type") not in REPLY_TYPES:
+        raise BadRequest('reply must be {"type": "button_reply" or "list_reply", "id", "title"}')
+    reply_id, title = reply.get("id"), reply.get("title")
+    if not isinstance(reply_id, str) or not 0 < len(reply_id) <= REPLY_ID_MAX:
+        raise BadRequest(f"reply.id must be 1 to {REPLY_ID_MAX} characters")
+    if not isinstance(title, str) or not 0 < len(title) <= REPLY_TITLE_MAX:
+        raise BadRequest(f"reply.title must be 1 to {REPLY_TITLE_MAX} characters")
+    if reply["type"] == "button_reply":
+        return webhooks.button_reply(reply_id, title)
+    description = reply.get("description")
+    return webhooks.list_reply(reply_id, title, description if isinstance(description, str) else "")
+
+
+def _content(data: dict[str, Any]) -> dict[str, Any]:
+    """The message part of the webhook: typed text or a tapped button/list row."""
+    has_text, has_reply = "text" in data, "reply" in data
+    if has_text == has_reply:
+        raise BadRequest('send exactly one of "text" or "reply"')
+    if has_reply:
+        return _reply_content(data["reply"])
+    text = data["text"]
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("text must be a non-empty string")
+    if len(text) > TEXT_MAX:
+        raise BadRequest(f"text must be at most {TEXT_MAX} characters (WhatsApp's limit)")
+    return webhooks.text(text)
+
+
+def inbound_webhook(phone_number_id: str, data: Any) -> tuple[dict[str, Any], str]:
+    """Validate the page's request and build Meta's webhook body; returns (body, wamid)."""
+    if not isinstance(data, dict):
+        raise BadRequest("expected a JSON object")
+    sender = parse_e164(data.get("from"))
+    if sender is None:
+        raise BadRequest(f"from {NUMBER_HINT}")
+    name = data.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > NAME_MAX):
+        raise BadRequest(f"name must be a string of at most {NAME_MAX} characters")
+    return webhooks.message(phone_number_id, sender, _content(data), name=name or None)
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+@dataclass
+class Simulator:
+    """Meta's side of the bot: the fake Graph API and the client that delivers webhooks."""
+
+    fake: FakeGraph
+    phone_number_id: str
+    webhook_url: str
+    secret: str
+    client: httpx.AsyncClient | None = field(default=None, repr=False)
+
+    def http(self) -> httpx.AsyncClient:
+        if self.client is None:  # requests before `before_serving` (Quart's test client)
+            self.client = httpx.AsyncClient(timeout=30.0)
+        return self.client
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await client.aclose()
+
+    async def deliver(self, body: dict[str, Any]) -> int:
+        """POST a signed webhook to the bot, exactly as Meta would; returns the HTTP status."""
+        raw, headers = webhooks.signed(body, self.secret)
+        headers["User-Agent"] = "facebookexternalua"
+        response = await self.http().post(self.webhook_url, content=raw, headers=headers)
+        return response.status_code
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status=status, content_type="application/json")
+
+
+def _error(message: str, status: int = 400) -> Response:
+    return _json({"error": message}, status)
+
+
+def _add_api(bp: Blueprint, sim: Simulator) -> None:
+    @bp.post("/simulator/api/send")
+    async def send() -> Response:
+        # Only JSON: a cross-site form cannot post it without a CORS preflight we never allow.
+        if not request.is_json:
+            return _error("expected Content-Type: application/json", 415)
+        data = await request.get_json(silent=True)
+        try:
+            body, wamid = inbound_webhook(sim.phone_number_id, data)
+        except BadRequest as exc:
+            return _error(str(exc))
+        try:
+            status = await sim.deliver(body)
+        except httpx.HTTPError as exc:
+            log.warning("simulator could not reach %s: %r", sim.webhook_url, exc)
+            return _error(f"could not reach the bot's webhook at {sim.webhook_url}", 502)
+        return _json({"status": status, "wamid": wamid})
+
+    @bp.get("/simulator/api/messages")
+    async def messages() -> Response:
+        to = parse_e164(request.args.get("to", ""))
+        if to is None:
+            return _error(f"to {NUMBER_HINT}")
+        try:
+            after = int(request.args.get("after", "-1"))
+        except ValueError:
+            return _error("after must be an integer")
+        return _json([describe(m) for m in sim.fake.messages_for(to, after)])
+
+
+def _blueprint(sim: Simulator) -> Blueprint:
+    bp = Blueprint(
+        "simulator", __name__, static_folder=str(STATIC), static_url_path="/simulator/static"
+    )
+
+    @bp.get("/simulator")
+    async def page() -> Response:
+        return await bp.send_static_file("index.html")
+
+    _add_api(bp, sim)
+
+    @bp.after_request
+    async def headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        # Never keep chat text in a cache; revalidate the page so an upgrade shows at once.
+        private = request.path.startswith("/simulator/api/")
+        response.headers["Cache-Control"] = "no-store" if private else "no-cache"
+        response.headers.pop("Expires", None)
+        return response
+
+    @bp.before_app_serving
+    async def open_client() -> None:
+        sim.http()
+
+    @bp.after_app_serving
+    async def close_client() -> None:
+        await sim.close()
+
+    return bp
+
+
+def mount_simulator(app: Quart, settings: Settings) -> None:
+    """Serve the chat page, its API and the fake Graph API from the bot's own app."""
+    if not settings.app_secrets:
+        raise SettingsError("WHATSAPP_APP_SECRET: the simulator needs one to sign webhooks")
+    secret = settings.app_secrets[0].decode()
+    webhook_url = own_url(settings) + "/webhook"
+    fake = FakeGraph(
+        phone_number_id=settings.phone_number_id,
+        tokens=[settings.access_token],
+        app_secret=secret,
+        webhook_url=webhook_url,
+        send_statuses=True,
+    )
+    sim = Simulator(fake, settings.phone_number_id, webhook_url, secret)
+    app.register_blueprint(create_blueprint(fake), url_prefix="/simulator/graph")
+    app.register_blueprint(_blueprint(sim))
+    app.extensions["simulator"] = fake
