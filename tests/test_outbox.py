@@ -61,7 +61,9 @@ async def test_permanent_errors_mark_failed_without_retry(
     await fast.say(ALICE, "hi")
     await fast.idle()
     await asyncio.sleep(0.3)
-    rows = await fast.sql("SELECT status, attempts, error_code, error_title FROM messages WHERE direction='out'")
+    rows = await fast.sql(
+        "SELECT status, attempts, error_code, error_title FROM messages WHERE direction='out'"
+    )
     assert [tuple(r[:3]) for r in rows] == [("failed", 1, code)]
     assert title_part in rows[0][3]
     assert attempts_to(fast, ALICE[1:]) == 1
@@ -72,6 +74,7 @@ async def test_gives_up_after_max_attempts(fast: Bot) -> None:
     fast.services.outbox._max_attempts = 3
     fast.fake.fail_next("503", times=10)
     await fast.say(ALICE, "hi")
+
     async def failed() -> bool:
         rows = await out_rows(fast)
         return bool(rows) and rows[0][0] == "failed"
@@ -141,7 +144,9 @@ async def test_expired_token_switches_to_fallback_once_and_alerts(
             for sender in (ALICE, BOB):
                 body, _ = webhooks.message(PHONE_NUMBER_ID, sender, webhooks.text("hi"))
                 raw, headers = webhooks.signed(body, "test-app-secret")
-                assert (await http.post(url + "/webhook", content=raw, headers=headers)).status_code == 200
+                assert (
+                    await http.post(url + "/webhook", content=raw, headers=headers)
+                ).status_code == 200
             sent = await fake.wait_for_sent(2)
             metrics = (await http.get(url + "/metrics")).text
     assert {s.to for s in sent} == {ALICE[1:], BOB[1:]}
@@ -154,6 +159,7 @@ async def test_expired_token_switches_to_fallback_once_and_alerts(
 async def test_expired_token_without_fallback_keeps_message_queued(fast: Bot) -> None:
     fast.fake.expire_token(TOKEN)
     await fast.say(ALICE, "hi")
+
     async def tried() -> bool:
         rows = await out_rows(fast)
         return bool(rows) and rows[0][1] >= 1
@@ -173,7 +179,9 @@ async def test_client_sends_every_message_kind_and_uploads_media(
     try:
         media_id = await client.upload_media(b'{"contact": null}', "application/json", "data.json")
         assert fake.media[media_id][0] == b'{"contact": null}'
-        doc = graph_body(Document(media_id, "data.json", "Your data"), Recipient(wa_id="447700900123"))
+        doc = graph_body(
+            Document(media_id, "data.json", "Your data"), Recipient(wa_id="447700900123")
+        )
         sent = await client.send(doc)
         assert sent.wamid and sent.wamid.startswith("wamid.")
         by_bsuid = graph_body(Document(media_id, "x.json"), Recipient(user_id="US.1349120865530"))

@@ -28,7 +28,6 @@ from bot.whatsapp.errors import Action, GraphError
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Timing:
     """How long to wait after each kind of failure (tests shorten these)."""
