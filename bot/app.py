@@ -15,9 +15,14 @@ from typing import Any
 from quart import Quart, Response
 
 from bot.config import Settings
-from bot.conversation.menu import respond
+from bot.conversation.engine import Engine
+from bot.conversation.flowfile import load_flows
+from bot.conversation.render import Renderer
 from bot.crypto import DataKey, Keyring, WrappedKey
+from bot.i18n import Texts
 from bot.metrics import Metrics
+from bot.runtime.conversation import ConversationTurn
+from bot.runtime.conversation import Settings as TextSettings
 from bot.runtime.outbox import Outbox, OutItem
 from bot.runtime.turns import TurnRunner
 from bot.store import contacts as contact_store
@@ -26,6 +31,8 @@ from bot.store.db import Database
 from bot.webhook.inbox import INBOX_KEY_ID
 from bot.webhook.routes import WebhookDeps, create_blueprint
 from bot.whatsapp.client import GraphClient
+
+OUTBOX_KEY_ID = "system-outbox"
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +56,12 @@ class Services:
     turns: TurnRunner
     metrics: Metrics
     webhook: WebhookDeps
+    outbox_key: DataKey | None = None
 
     async def start(self) -> None:
         await self.db.start()
-        inbox_key = await self._inbox_key()
+        inbox_key = await self._system_key(INBOX_KEY_ID)
+        self.outbox_key = await self._system_key(OUTBOX_KEY_ID)
         self.webhook.inbox_key = inbox_key
         await self.outbox.start(await self._recover_outbox())
         await self.turns.start(inbox_key)
@@ -65,16 +74,17 @@ class Services:
         await self.client.aclose()
         log.info("bot stopped")
 
-    async def _inbox_key(self) -> DataKey:
-        _, wrapped = self.keyring.new_data_key(INBOX_KEY_ID)
+    async def _system_key(self, key_id: str) -> DataKey:
+        """A data key of the bot's own (inbox deliveries, farewells), made on first start."""
+        _, wrapped = self.keyring.new_data_key(key_id)
         row = {
-            "id": INBOX_KEY_ID,
+            "id": key_id,
             "kid": wrapped.kid,
             "wrapped": wrapped.wrapped,
             "created_at": time.time(),
         }
-        kid, blob = await self.db.write(contact_store.get_or_add_key(INBOX_KEY_ID, row))
-        return self.keyring.unwrap(INBOX_KEY_ID, WrappedKey(kid, blob))
+        kid, blob = await self.db.write(contact_store.get_or_add_key(key_id, row))
+        return self.keyring.unwrap(key_id, WrappedKey(kid, blob))
 
     async def _recover_outbox(self) -> list[OutItem]:
         """Messages committed but not yet accepted by Meta when the last process ended.
@@ -87,14 +97,19 @@ class Services:
 
         items = []
         for row in await self.db.read(message_store.queued):
-            dk = self.keyring.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
+            if row.contact_id is None or row.kid is None or row.wrapped is None:
+                dk, farewell = self.outbox_key, True
+            else:
+                dk = self.keyring.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
+                farewell = False
             body = orjson.loads(open_sealed(dk, row.body, f"messages/body/{row.id}"))
             items.append(
                 OutItem(
                     message_id=row.id,
-                    recipient=row.contact_id,
+                    recipient=row.contact_id or row.id,
                     body=body,
                     attempts=row.attempts,
+                    farewell=farewell,
                 )
             )
         if items:
@@ -127,11 +142,22 @@ def build_services(settings: Settings) -> Services:
         alert=alert,
         on_result=lambda kind, outcome: metrics.sends.labels(kind, outcome).inc(),
     )
+    flows = load_flows(settings.flows_dir)
+    renderer = Renderer(flows, Texts(settings.locales_dir), text_settings(settings).params)
+    services_ref: list[Services] = []
+    conversation = ConversationTurn(
+        db,
+        keyring,
+        Engine(flows),
+        renderer,
+        text_settings(settings),
+        system_key=lambda: services_ref[0].outbox_key,
+    )
     turns = TurnRunner(
         db,
         keyring,
         outbox,
-        respond,
+        conversation,
         mark_as_read=settings.BOT_MARK_AS_READ,
         on_turn=lambda outcome: metrics.turns.labels(outcome).inc(),
     )
@@ -139,7 +165,19 @@ def build_services(settings: Settings) -> Services:
         writer=lambda: db.writer.depth, outbox=lambda: outbox.depth, turns=lambda: turns.active
     )
     webhook = WebhookDeps(settings=settings, keyring=keyring, db=db, turns=turns, metrics=metrics)
-    return Services(settings, keyring, db, client, outbox, turns, metrics, webhook)
+    services = Services(settings, keyring, db, client, outbox, turns, metrics, webhook)
+    services_ref.append(services)
+    return services
+
+
+def text_settings(settings: Settings) -> TextSettings:
+    return TextSettings(
+        company=settings.BOT_COMPANY_NAME,
+        privacy_url=settings.BOT_PRIVACY_URL,
+        dpo_contact=settings.BOT_DPO_CONTACT,
+        local_contact=settings.BOT_LOCAL_CONTACT,
+        policy_version=settings.BOT_POLICY_VERSION,
+    )
 
 
 def create_app(settings: Settings) -> Quart:

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_API_URL = "https://graph.facebook.com/v21.0"
 SIMULATOR_PHONE_NUMBER_ID = "100000000000001"
+PROJECT = Path(__file__).resolve().parents[1]  # the checkout: flows/ and locales/ live here
 
 
 class SettingsError(Exception):
@@ -71,6 +72,13 @@ class Settings(BaseSettings):
     BOT_SEND_MAX_ATTEMPTS: int = Field(default=8, ge=1, le=100)
     BOT_MAX_BODY_BYTES: int = Field(default=4 * 1024 * 1024, ge=1024)
     BOT_SIMULATOR: bool | None = None
+    BOT_COMPANY_NAME: str = "Example Company"
+    BOT_PRIVACY_URL: str = "https://example.com/privacy"
+    BOT_DPO_CONTACT: str = "privacy@example.com"
+    BOT_LOCAL_CONTACT: str = "privacy-sg@example.com"
+    BOT_POLICY_VERSION: str = "2026-01"
+    BOT_FLOWS_DIR: str = ""
+    BOT_LOCALES_DIR: str = ""
 
     @field_validator("BOT_MASTER_KEYS")
     @classmethod
@@ -161,6 +169,14 @@ class Settings(BaseSettings):
     @property
     def index_key(self) -> bytes:
         return _b64_32(self.BOT_INDEX_KEY)
+
+    @property
+    def flows_dir(self) -> Path:
+        return Path(self.BOT_FLOWS_DIR) if self.BOT_FLOWS_DIR else PROJECT / "flows"
+
+    @property
+    def locales_dir(self) -> Path:
+        return Path(self.BOT_LOCALES_DIR) if self.BOT_LOCALES_DIR else PROJECT / "locales"
 
     @property
     def sqlite_path(self) -> Path | None:

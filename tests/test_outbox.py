@@ -118,9 +118,9 @@ async def test_quality_signal_pauses_and_alerts(fast: Bot) -> None:
 
 
 async def test_one_recipient_keeps_order_through_retries(fast: Bot) -> None:
-    """An image gets two replies; a retry of the first holds back the second."""
+    """MY DATA gets two replies; a retry of the first holds back the second."""
     fast.fake.fail_next("500", times=2, to=ALICE[1:])
-    await fast.say(ALICE, {"type": "image", "image": {"id": "1", "mime_type": "image/jpeg"}})
+    await fast.say(ALICE, "MY DATA")
     first, second = await fast.replies(2)
     assert first.body["type"] == "text"
     assert second.body["type"] == "interactive"

@@ -33,8 +33,9 @@ async def test_text_gets_menu_reply_and_read_receipt(bot: Bot) -> None:
     wamid = await bot.say(ALICE, "hello")
     (reply,) = await bot.replies(1)
     assert reply.to == ALICE.lstrip("+")
-    assert reply.body["type"] == "interactive"
-    assert len(reply.body["interactive"]["action"]["buttons"]) == 3
+    assert reply.body["interactive"]["type"] == "list"
+    rows = reply.body["interactive"]["action"]["sections"][0]["rows"]
+    assert [r["id"] for r in rows][:2] == ["menu.join", "menu.my_data"]
     await bot.idle()
     reads = [r for r in bot.fake.requests if r.json and r.json.get("status") == "read"]
     assert [r.json["message_id"] for r in reads] == [wamid]
@@ -159,9 +160,11 @@ async def test_tolerated_oddities_are_200(bot: Bot) -> None:
 
 async def test_unknown_message_type_is_stored_and_answered_politely(bot: Bot) -> None:
     await bot.say(ALICE, {"type": "hologram", "hologram": {"depth": 3}})
-    replies = await bot.replies(2)
-    assert replies[0].body["type"] == "text"
-    assert replies[1].body["type"] == "interactive"
+    (reply,) = await bot.replies(1)
+    assert reply.body["interactive"]["type"] == "list"  # the menu, no error
+    await bot.idle()
+    kinds = await bot.sql("SELECT kind FROM messages WHERE direction='in'")
+    assert [k[0] for k in kinds] == ["hologram"]
 
 
 async def test_unicode_oddities(bot: Bot) -> None:

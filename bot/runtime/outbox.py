@@ -11,6 +11,7 @@ recipient, permanent errors mark the message failed with Meta's reason.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import random
@@ -24,6 +25,7 @@ from bot.store import outbox as store
 from bot.store.db import Database
 from bot.whatsapp.client import GraphClient
 from bot.whatsapp.errors import Action, GraphError
+from bot.whatsapp.messages import UPLOAD_KEY
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class OutItem:
     body: dict[str, Any]
     attempts: int = 0
     durable: bool = True  # read receipts are best effort and have no row
+    farewell: bool = False  # the message after an erasure: its row goes once sent
     not_before: float = field(default=0.0)
 
 
@@ -180,15 +183,29 @@ class Outbox:
         """One try. True when the item is finished (sent or failed for good)."""
         kind = "read_receipt" if not item.durable else "message"
         try:
-            sent = await self._client.send(item.body)
+            sent = await self._client.send(await self._with_upload(item.body))
         except GraphError as err:
             return await self._failed(item, err, kind)
-        if item.durable:
+        if item.farewell:
+            await self._db.write(store.forget(item.message_id))
+        elif item.durable:
             await self._db.write(
                 store.mark_sent(item.message_id, self._wamid(sent.wamid), self._clock())
             )
         self._on_result(kind, "sent")
         return True
+
+    async def _with_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Upload a queued file (an export) and put its media id in the message."""
+        upload = body.get(UPLOAD_KEY)
+        if not upload:
+            return body
+        media_id = await self._client.upload_media(
+            base64.b64decode(upload["data"]), upload["mime_type"], upload["filename"]
+        )
+        sendable = {k: v for k, v in body.items() if k != UPLOAD_KEY}
+        sendable["document"] = {**sendable["document"], "id": media_id}
+        return sendable
 
     def _wamid(self, wamid: str | None) -> str | None:
         return self._index_wamid(wamid) if wamid else None

@@ -13,25 +13,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
-
-from bot.crypto import DataKey, Keyring, WrappedKey, seal
+from bot.crypto import DataKey, Keyring
+from bot.runtime.conversation import ConversationTurn
 from bot.runtime.outbox import Outbox, OutItem
-from bot.store import contacts as contact_store
 from bot.store import inbox as inbox_store
 from bot.store import outbox as message_store
 from bot.store.db import Database
-from bot.webhook.inbox import open_event
+from bot.webhook.inbox import contact_index, open_event
 from bot.whatsapp.events import InboundMessage, StatusUpdate
-from bot.whatsapp.messages import Outbound, Recipient, graph_body, read_receipt
+from bot.whatsapp.messages import read_receipt
 
 log = logging.getLogger(__name__)
 
-Responder = Callable[[InboundMessage], list[Outbound]]
 MAX_ATTEMPTS = 5
 STATUS_WAIT_ROUNDS = 30  # a status waits up to ~60 s for its send to be recorded
 
@@ -42,7 +38,7 @@ class TurnRunner:
         db: Database,
         keyring: Keyring,
         outbox: Outbox,
-        respond: Responder,
+        conversation: ConversationTurn,
         *,
         mark_as_read: bool = True,
         max_active: int = 256,
@@ -52,7 +48,7 @@ class TurnRunner:
         self._db = db
         self._keyring = keyring
         self._outbox = outbox
-        self._respond = respond
+        self._conversation = conversation
         self._mark_as_read = mark_as_read
         self._slots = asyncio.Semaphore(max_active)
         self._clock = clock
@@ -162,52 +158,10 @@ class TurnRunner:
     async def _message_turn(
         self, pending: inbox_store.PendingEvent, msg: InboundMessage, now: float
     ) -> None:
-        kr = self._keyring
-        sender = msg.sender
-        phone_index = kr.blind_index("phone", "+" + sender.wa_id) if sender.wa_id else None
-        user_index = kr.blind_index("bsuid", sender.user_id) if sender.user_id else None
-        contact = await self._db.read(contact_store.find(phone_index, user_index))
-
-        new_contact: dict[str, Any] | None = None
-        if contact is None:
-            contact_id = uuid.uuid4().hex
-            dk, wrapped = kr.new_data_key(uuid.uuid4().hex)
-            new_contact = _new_contact(dk, wrapped, contact_id, phone_index, user_index, msg, now)
-        else:
-            contact_id = contact.id
-            dk = kr.unwrap(contact.data_key_id, WrappedKey(contact.kid, contact.wrapped))
-
-        replies = self._respond(msg) if msg.is_user_content else []
-        recipient = Recipient(wa_id=sender.wa_id, user_id=sender.user_id)
-        pace_key = phone_index or user_index or contact_id
-        rows = [_message_row(dk, contact_id, "in", msg.type, msg.raw, "received", now, kr, msg.id)]
-        items: list[OutItem] = []
-        for reply in replies:
-            body = graph_body(reply, recipient)
-            row = _message_row(dk, contact_id, "out", reply.kind, body, "queued", now)
-            rows.append(row)
-            items.append(OutItem(message_id=row["id"], recipient=pace_key, body=body))
-
-        def unit(conn: Any) -> bool:
-            if not inbox_store.finish(conn, pending.id, now):
-                return False  # already handled by an earlier run of this turn
-            if new_contact is not None:
-                contact_store.create(conn, key=new_contact["key"], contact=new_contact["contact"])
-            else:
-                assert contact is not None
-                fill: dict[str, Any] = {"last_inbound_at": now}
-                if phone_index and not contact.phone_index:
-                    fill["phone_index"] = phone_index
-                if user_index and not contact.user_index:
-                    fill["user_index"] = user_index
-                contact_store.touch(conn, contact_id, **fill)
-            message_store.add(conn, rows)
-            return True
-
-        if not await self._db.write(unit):
-            return
+        items = await self._conversation.handle(pending, msg, now)
         self._on_turn("replied" if items else "quiet")
         if self._mark_as_read and msg.is_user_content:
+            pace_key = contact_index(self._keyring, msg.sender) or ""
             items.append(
                 OutItem(message_id="", recipient=pace_key, body=read_receipt(msg.id), durable=False)
             )
@@ -222,65 +176,3 @@ class TurnRunner:
                 log.exception("could not requeue waiting status events")
                 continue
             self.notify(again)
-
-
-def _message_row(
-    dk: DataKey,
-    contact_id: str,
-    direction: str,
-    kind: str,
-    content: dict[str, Any],
-    status: str,
-    now: float,
-    keyring: Keyring | None = None,
-    wamid: str | None = None,
-) -> dict[str, Any]:
-    mid = uuid.uuid4().hex
-    return {
-        "id": mid,
-        "contact_id": contact_id,
-        "direction": direction,
-        "kind": kind[:24],
-        "category": "service",
-        "body": seal(dk, orjson.dumps(content), f"messages/body/{mid}"),
-        "wamid_index": keyring.blind_index("wamid", wamid) if keyring and wamid else None,
-        "status": status,
-        "error_code": None,
-        "error_title": None,
-        "attempts": 0,
-        "next_attempt_at": None,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def _new_contact(
-    dk: DataKey,
-    wrapped: WrappedKey,
-    contact_id: str,
-    phone_index: str | None,
-    user_index: str | None,
-    msg: InboundMessage,
-    now: float,
-) -> dict[str, Any]:
-    sender = msg.sender
-
-    def sealed(column: str, value: str | None) -> bytes | None:
-        if value is None:
-            return None
-        return seal(dk, value.encode(), f"contacts/{column}/{contact_id}")
-
-    return {
-        "key": {"id": dk.key_id, "kid": wrapped.kid, "wrapped": wrapped.wrapped, "created_at": now},
-        "contact": {
-            "id": contact_id,
-            "phone_index": phone_index,
-            "user_index": user_index,
-            "data_key_id": dk.key_id,
-            "phone_sealed": sealed("phone", "+" + sender.wa_id if sender.wa_id else None),
-            "user_id_sealed": sealed("user_id", sender.user_id),
-            "name_sealed": sealed("name", sender.name),
-            "created_at": now,
-            "last_inbound_at": now,
-        },
-    }

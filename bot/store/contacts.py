@@ -23,6 +23,12 @@ class ContactRow:
     phone_index: str | None
     user_index: str | None
     last_inbound_at: float | None
+    profile_sealed: bytes | None
+    handoff_at: float | None
+    phone_sealed: bytes | None
+    user_id_sealed: bytes | None
+    name_sealed: bytes | None
+    created_at: float
 
 
 _COLUMNS = (
@@ -33,6 +39,12 @@ _COLUMNS = (
     contacts.c.phone_index,
     contacts.c.user_index,
     contacts.c.last_inbound_at,
+    contacts.c.profile_sealed,
+    contacts.c.handoff_at,
+    contacts.c.phone_sealed,
+    contacts.c.user_id_sealed,
+    contacts.c.name_sealed,
+    contacts.c.created_at,
 )
 
 

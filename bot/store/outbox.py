@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, insert, select, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, select, update
 
 from bot.store.tables import Contact, DataKey, Message
 
@@ -57,6 +57,13 @@ def schedule_retry(
     return _settle(message_id, now, next_attempt_at=at, error_code=code)
 
 
+def forget(message_id: str) -> Callable[[Connection], None]:
+    """Drop a row once sent: the farewell of an erased person leaves nothing behind."""
+
+    query = delete(messages).where(messages.c.id == message_id)
+    return lambda conn: conn.execute(query)
+
+
 def apply_status(
     conn: Connection,
     wamid_index: str,
@@ -87,13 +94,13 @@ def apply_status(
 @dataclass(frozen=True, slots=True)
 class QueuedRow:
     id: str
-    contact_id: str
+    contact_id: str | None  # None: a farewell, sealed with the system key
     body: bytes
     attempts: int
     next_attempt_at: float | None
-    data_key_id: str
-    kid: str
-    wrapped: bytes
+    data_key_id: str | None
+    kid: str | None
+    wrapped: bytes | None
 
 
 def queued(conn: Connection) -> list[QueuedRow]:
@@ -109,8 +116,8 @@ def queued(conn: Connection) -> list[QueuedRow]:
             data_keys.c.kid,
             data_keys.c.wrapped,
         )
-        .join(contacts, contacts.c.id == messages.c.contact_id)
-        .join(data_keys, data_keys.c.id == contacts.c.data_key_id)
+        .outerjoin(contacts, contacts.c.id == messages.c.contact_id)
+        .outerjoin(data_keys, data_keys.c.id == contacts.c.data_key_id)
         .where(and_(messages.c.direction == "out", messages.c.status == QUEUED))
         .order_by(messages.c.created_at, messages.c.id)
     )
@@ -118,7 +125,6 @@ def queued(conn: Connection) -> list[QueuedRow]:
 
 
 def status_counts(conn: Connection) -> dict[str, int]:
-    from sqlalchemy import func
 
     rows = conn.execute(
         select(messages.c.direction, messages.c.status, func.count()).group_by(

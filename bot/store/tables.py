@@ -8,7 +8,7 @@ compact, sortable and the same on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from sqlalchemy import Index
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -40,6 +40,8 @@ class Contact(SQLModel, table=True):
     name_sealed: bytes | None = None
     created_at: float
     last_inbound_at: float | None = None
+    profile_sealed: bytes | None = None  # flow state, slots, language, stated residence
+    handoff_at: float | None = Field(default=None, index=True)
 
 
 class InboxEvent(SQLModel, table=True):
@@ -76,7 +78,11 @@ class Message(SQLModel, table=True):
     __table_args__ = (Index("ix_messages_outbox", "direction", "status", "next_attempt_at"),)
 
     id: str = Field(primary_key=True, max_length=40)
-    contact_id: str = Field(foreign_key="contacts.id", index=True, max_length=40)
+    # NULL only for the farewell after an erasure, sealed with the system key
+    # and deleted once Meta accepted it.
+    contact_id: str | None = Field(
+        default=None, foreign_key="contacts.id", index=True, max_length=40
+    )
     direction: str = Field(max_length=3)
     kind: str = Field(max_length=24)
     category: str = Field(default="service", max_length=16)
@@ -91,5 +97,69 @@ class Message(SQLModel, table=True):
     updated_at: float
 
 
-ALL_TABLES = [DataKey, Contact, InboxEvent, Message]
+class Consent(SQLModel, table=True):
+    """The current state of one purpose's consent; its history is in consent_events."""
+
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("contact_id", "purpose"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    contact_id: str = Field(foreign_key="contacts.id", index=True, max_length=40)
+    purpose: str = Field(max_length=32)
+    status: str = Field(max_length=16)  # pending, granted, revoked
+    updated_at: float
+
+
+class ConsentEvent(SQLModel, table=True):
+    """Evidence for a regulator: every change of consent and how it was given.
+
+    `message_ref` is a keyed hash of the confirming message's Meta id (which
+    encodes the phone number), so the record points at the message without
+    holding it.
+    """
+
+    __tablename__ = "consent_events"
+
+    id: str = Field(primary_key=True, max_length=40)
+    contact_id: str = Field(foreign_key="contacts.id", index=True, max_length=40)
+    purpose: str = Field(max_length=32)
+    status: str = Field(max_length=16)
+    method: str = Field(max_length=40)
+    source: str = Field(max_length=64)
+    policy_version: str = Field(max_length=32)
+    jurisdiction: str = Field(max_length=16)
+    locale: str = Field(max_length=8)
+    asked_at: float | None = None
+    at: float
+    message_ref: str | None = Field(default=None, max_length=64)
+
+
+class Suppression(SQLModel, table=True):
+    """Never message this number again (unless they write first): kept after erasure."""
+
+    __tablename__ = "suppressions"
+
+    phone_index: str = Field(primary_key=True, max_length=64)
+    reason: str = Field(max_length=32)
+    created_at: float
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only, hash-chained record of what happened; pseudonyms only."""
+
+    __tablename__ = "audit"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: str = Field(max_length=32)
+    actor: str = Field(index=True, max_length=80)
+    event: str = Field(max_length=40)
+    state_before: str | None = Field(default=None, max_length=64)
+    state_after: str | None = Field(default=None, max_length=64)
+    outcome: str = Field(max_length=40)
+    detail: str = Field(default="{}")
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+ALL_TABLES = [DataKey, Contact, InboxEvent, Message, Consent, ConsentEvent, Suppression, AuditEntry]
 metadata = SQLModel.metadata

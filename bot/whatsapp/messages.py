@@ -7,6 +7,7 @@ rather than as an error from the Graph API minutes later.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,20 +168,33 @@ class Template:
         return {"type": "template", "template": template}
 
 
+UPLOAD_KEY = "_upload"  # in a queued body: a file to upload just before sending
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
-    """A file already uploaded with `GraphClient.upload_media`."""
+    """A file: already uploaded (`media_id`), or `upload` bytes the outbox uploads
+    just before sending, so the file is queued durably with the message."""
 
     media_id: str
     filename: str
     caption: str | None = None
+    upload: bytes | None = None
+    mime_type: str = "application/json"
     kind: str = field(default="document", init=False)
 
     def content(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"id": self.media_id, "filename": self.filename}
         if self.caption:
             doc["caption"] = self.caption
-        return {"type": "document", "document": doc}
+        body: dict[str, Any] = {"type": "document", "document": doc}
+        if self.upload is not None:
+            body[UPLOAD_KEY] = {
+                "filename": self.filename,
+                "mime_type": self.mime_type,
+                "data": base64.b64encode(self.upload).decode(),
+            }
+        return body
 
 
 def _interactive(

@@ -1,0 +1,126 @@
+"""The audit log: append-only, hash-chained, pseudonymous.
+
+Each entry holds the hash of the one before it, and its own hash covers its
+id, time, actor, event, states, outcome, detail and that previous hash. An
+edited entry no longer matches its hash; a removed or reordered one breaks
+the chain or the id sequence; a cut tail is caught by comparing the head hash
+with one kept elsewhere (`audit verify --expect-head`).
+
+Entries are appended inside the transaction of what they record. Actors are
+pseudonyms (a keyed hash of the contact's random id, so they survive erasure
+without pointing back at a number), `system`, or a support token id. Details
+hold ids, counts, states and codes: never a number, a name or a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, insert, select, text
+
+from bot.store.tables import AuditEntry
+
+audit = AuditEntry.__table__
+GENESIS = "0" * 64
+SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    actor: str
+    event: str
+    outcome: str = "ok"
+    state_before: str | None = None
+    state_after: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def utc_now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
+def entry_hash(row: dict[str, Any]) -> str:
+    payload = orjson.dumps(
+        [
+            row["id"],
+            row["at"],
+            row["actor"],
+            row["event"],
+            row["state_before"],
+            row["state_after"],
+            row["outcome"],
+            row["detail"],
+            row["prev_hash"],
+        ]
+    )
+    return hashlib.sha256(payload).hexdigest()
+
+
+def append(conn: Connection, events: list[Event]) -> None:
+    """Add entries at the head of the chain, in the caller's transaction."""
+    if not events:
+        return
+    if conn.dialect.name == "postgresql":
+        # Several processes append to one chain: they take turns at the head.
+        conn.execute(text("SELECT pg_advisory_xact_lock(7301240002)"))
+    head = conn.execute(select(audit.c.id, audit.c.hash).order_by(audit.c.id.desc()).limit(1))
+    last = head.first()
+    next_id, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    at = utc_now()
+    rows = []
+    for ev in events:
+        row = {
+            "id": next_id,
+            "at": at,
+            "actor": ev.actor,
+            "event": ev.event,
+            "state_before": ev.state_before,
+            "state_after": ev.state_after,
+            "outcome": ev.outcome,
+            "detail": orjson.dumps(ev.detail, option=orjson.OPT_SORT_KEYS).decode(),
+            "prev_hash": prev,
+        }
+        row["hash"] = prev = entry_hash(row)
+        rows.append(row)
+        next_id += 1
+    conn.execute(insert(audit), rows)
+
+
+def entries_of(conn: Connection, actor: str) -> list[dict[str, Any]]:
+    rows = conn.execute(select(audit).where(audit.c.actor == actor).order_by(audit.c.id))
+    return [dict(r._mapping) for r in rows]
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    count: int
+    head: str
+    problem: str = ""
+
+
+def verify_rows(rows: Iterator[dict[str, Any]], expect_head: str | None = None) -> Verdict:
+    """Walk the chain; name the first entry that was edited, removed or reordered."""
+    prev, expected_id, count = GENESIS, 1, 0
+    for row in rows:
+        problem = ""
+        if row["id"] != expected_id:
+            problem = f"entry {expected_id} is missing or out of order (found {row['id']})"
+        elif row["prev_hash"] != prev:
+            problem = f"entry {row['id']} does not follow entry {row['id'] - 1}"
+            problem += " (one was removed or reordered)"
+        elif entry_hash(row) != row["hash"]:
+            problem = f"entry {row['id']} was edited"
+        if problem:
+            return Verdict(False, count, prev, problem)
+        prev, expected_id, count = row["hash"], expected_id + 1, count + 1
+    if expect_head and expect_head != prev:
+        problem = f"head is {prev}, expected {expect_head}: entries were cut from the end"
+        return Verdict(False, count, prev, problem)
+    return Verdict(True, count, prev)

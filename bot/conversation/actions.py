@@ -1,0 +1,20 @@
+"""The fixed set of actions a flow file may call, and what each one means.
+
+A flow names actions under `do:`; the engine records them as effects of the
+turn, and the turn runner carries them out inside the turn's transaction
+(`bot.privacy`). Nothing outside this table can be called from a flow file.
+"""
+
+from __future__ import annotations
+
+ACTIONS: dict[str, str] = {
+    "request_consent": "remember that the opt-in notice was shown: when, law, language, policy",
+    "grant_consent": "record marketing consent; only after an explicit yes to a shown notice",
+    "revoke_consent": "revoke marketing consent at once (STOP)",
+    "show_data": "send a readable summary of everything held about the person",
+    "export_data": "send a complete machine-readable copy (JSON) as a document",
+    "erase_data": "erase the person (crypto-shredding), keep a suppression entry",
+    "set_language": "keep the chosen language (from a `language.xx` row)",
+    "set_residence": "keep the stated residence (from a `residence.XX` row or typed text)",
+    "handoff": "hand the conversation to a human; the bot stays quiet but for privacy words",
+}

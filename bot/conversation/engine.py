@@ -1,0 +1,220 @@
+"""The conversation engine: one step from (state, input) to (new state, what to say, effects).
+
+Each flow file becomes one `transitions` AsyncMachine (auto_transitions off)
+that serves every contact: per turn a small model is attached at the
+contact's saved state, the trigger is fired and the model is removed again
+(attach → trigger → remove costs ~73 µs, while models left attached make
+`add_model` slower for everyone). The engine knows neither the database nor
+HTTP: it returns what to say (message ids and options, rendered later in the
+person's language) and the named effects for the turn runner to carry out.
+
+Precedence of an input, in every state:
+1. STOP (the `stop` keyword group) — always, even mid-question or in a handoff;
+2. the current state's own `on:` entries (a button id, `prefix.*`, a keyword
+   group, then `text` for any other text);
+3. a flow's `start_on` (its keywords, buttons or a referral) — during a
+   handoff only flows marked `in_handoff`;
+4. anything else: a short re-prompt with the current options (silence during
+   a handoff).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+from transitions.extensions.asyncio import AsyncMachine
+
+from bot.conversation.flowfile import Flow, FlowSet, State
+from bot.conversation.keywords import KeywordMatcher
+
+MAX_HOPS = 8
+HOME = "menu.main"
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """What the person did, reduced to what flows react to."""
+
+    text: str | None = None  # typed text
+    reply_id: str | None = None  # a tapped button or list row
+    referral: bool = False  # arrived from an ad or QR code
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """One message to send: a state's options with its text (or a re-prompt line)."""
+
+    state: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    action: str
+    state: str  # the state it belongs to (for the audit trail)
+    input_id: str | None = None  # the button/row id or typed text that caused it
+
+
+@dataclass
+class Step:
+    before: str
+    state: str
+    entered_at_now: bool
+    says: list[Say] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+    path: list[str] = field(default_factory=list)  # states passed through, for the audit
+
+    @property
+    def handoff(self) -> bool:
+        return any(e.action == "handoff" for e in self.effects)
+
+
+class _Model:
+    """What a machine moves for one turn; never kept between turns."""
+
+    def __init__(self) -> None:
+        self.effects: list[tuple[str, str | None]] = []
+        self.input_id: str | None = None
+
+
+class Engine:
+    def __init__(self, flows: FlowSet) -> None:
+        self.flows = flows
+        self.keywords = KeywordMatcher(flows.keywords)
+        self._machines = {name: self._machine(flow) for name, flow in flows.flows.items()}
+
+    def _machine(self, flow: Flow) -> AsyncMachine:
+        names = set(flow.states)
+        for state in flow.states.values():
+            names.update(state.targets)
+        machine = AsyncMachine(
+            model=None,
+            states=sorted(names),
+            initial=None,
+            auto_transitions=False,
+            ignore_invalid_triggers=True,
+            name=flow.name,
+        )
+        for state in flow.states.values():
+            for t in state.on:
+                machine.add_transition(
+                    trigger=_trigger(t.input),
+                    source=state.name,
+                    dest=t.to,
+                    after=[partial(_record, action) for action in t.do],
+                )
+            if state.expires_to:
+                machine.add_transition("expire", state.name, state.expires_to)
+        return machine
+
+    # The step ---------------------------------------------------------------------------
+
+    async def step(self, state: str, since: float, now: float, inp: Input) -> Step:
+        if not self.flows.has_state(state):
+            state = HOME  # a state removed from the flow files since: start over
+        step = Step(before=state, state=state, entered_at_now=False)
+        current = self.flows.state(state)
+        if current.expires_after is not None and now - since > current.expires_after:
+            step.state = await self._fire(current, "expire", None)
+            current = self.flows.state(step.state)
+            step.path.append(step.state)
+
+        group = self.keywords.match(inp.text) if inp.text else None
+        if group == "stop":
+            return self._enter(step, self.flows.flows["stop"].entry)
+
+        trigger, input_id = self._local_trigger(current, inp, group)
+        if trigger is not None:
+            model_effects: list[tuple[str, str | None]] = []
+            dest = await self._fire(current, trigger, input_id, model_effects)
+            step.effects += [Effect(a, current.name, i) for a, i in model_effects]
+            return self._enter(step, dest)
+
+        started = self._started_flow(current, inp, group)
+        if started is not None:
+            return self._enter(step, started.entry)
+
+        if current.handoff:
+            return step  # a human has the conversation: the bot stays quiet
+        if current.quiet_reprompt:
+            step.says.append(Say(current.name, current.say or "common.unknown"))
+        else:  # short: one line and the same options, not the whole text again
+            step.says.append(Say(current.name, "common.unknown"))
+        return step
+
+    def _local_trigger(
+        self, state: State, inp: Input, group: str | None
+    ) -> tuple[str | None, str | None]:
+        for t in state.on:
+            if inp.reply_id and (
+                t.input == inp.reply_id
+                or (t.input.endswith(".*") and inp.reply_id.startswith(t.input[:-1]))
+            ):
+                return _trigger(t.input), inp.reply_id
+        for t in state.on:
+            if group and t.input == group:
+                return _trigger(t.input), group
+        for t in state.on:
+            if t.input == "text" and inp.text and group is None:
+                return _trigger(t.input), inp.text
+        return None, None
+
+    def _started_flow(self, state: State, inp: Input, group: str | None) -> Flow | None:
+        for flow in self.flows.flows.values():
+            if state.handoff and not flow.in_handoff:
+                continue
+            if (
+                (group and group in flow.keywords)
+                or (inp.reply_id and inp.reply_id in flow.buttons)
+                or (inp.referral and flow.referral)
+            ):
+                return flow
+        return None
+
+    async def _fire(
+        self,
+        state: State,
+        trigger: str,
+        input_id: str | None,
+        effects: list[tuple[str, str | None]] | None = None,
+    ) -> str:
+        machine = self._machines[state.flow]
+        model = _Model()
+        model.input_id = input_id
+        machine.add_model(model, initial=state.name)
+        try:
+            await model.trigger(trigger, model)  # type: ignore[attr-defined]
+            dest: str = model.state  # type: ignore[attr-defined]
+        finally:
+            machine.remove_model(model)
+        if effects is not None:
+            effects.extend(model.effects)
+        return dest
+
+    def _enter(self, step: Step, name: str) -> Step:
+        """Enter `name` and follow `next:` links: collect each state's effects and text."""
+        for _ in range(MAX_HOPS):
+            state = self.flows.state(name)
+            step.path.append(name)
+            step.effects += [Effect(a, name) for a in state.do]
+            if state.say:
+                step.says.append(Say(name, state.say))
+            step.entered_at_now = True
+            if state.end:
+                step.state = HOME
+                return step
+            if state.next is None:
+                step.state = name
+                return step
+            name = state.next
+        raise RuntimeError(f"more than {MAX_HOPS} 'next' hops from {step.before}")
+
+
+def _trigger(input_name: str) -> str:
+    return "on:" + input_name
+
+
+async def _record(action: str, model: _Model) -> None:
+    """Transition callback: note the action as an effect (carried out after the step)."""
+    model.effects.append((action, model.input_id))

@@ -1,0 +1,67 @@
+"""Turn what the engine says (message ids and options) into WhatsApp messages.
+
+Texts come from the person's language and law (`bot.i18n`); a state's
+buttons become reply buttons, its list a list message, and a list with
+`rows_from` is filled with the countries or languages on offer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from babel import Locale
+
+from bot.conversation.engine import Say
+from bot.conversation.flowfile import FlowSet, Option, State
+from bot.i18n import Texts
+from bot.privacy.jurisdiction import OTHER, SHIPPED_LANGUAGES, country_choices
+from bot.whatsapp.messages import Button, Buttons, ListMessage, Outbound, Row, Text
+
+
+def language_name(code: str) -> str:
+    """Each language in its own words: people look for the one they read."""
+    name = Locale.parse(code).get_display_name(code) or code
+    return name[:1].upper() + name[1:]
+
+
+class Renderer:
+    def __init__(self, flows: FlowSet, texts: Texts, params: dict[str, str]) -> None:
+        self._flows = flows
+        self._texts = texts
+        self._params = params
+
+    def text(self, lang: str, law: str, message_id: str, **params: Any) -> str:
+        return self._texts.get(lang, law, message_id, **(self._params | params))
+
+    def render(self, say: Say, lang: str, law: str, **params: Any) -> Outbound:
+        body = self.text(lang, law, say.message_id, **params)
+        state = self._flows.state(say.state) if self._flows.has_state(say.state) else None
+        if state is None:
+            return Text(body)
+        if state.buttons:
+            return Buttons(
+                body=body,
+                buttons=tuple(Button(o.id, self.text(lang, law, o.title)) for o in state.buttons),
+            )
+        rows = self._rows(state, lang, law)
+        if rows:
+            label = self.text(lang, law, state.list_button or "menu.list_button")
+            return ListMessage(body=body, button=label, sections=(("", rows),))
+        return Text(body)
+
+    def _rows(self, state: State, lang: str, law: str) -> tuple[Row, ...]:
+        if state.rows_from == "countries":
+            return tuple(
+                Row(
+                    f"residence.{code}",
+                    self.text(lang, law, "residence.other") if code == OTHER else name,
+                )
+                for code, name in country_choices(lang)
+            )
+        if state.rows_from == "languages":
+            return tuple(Row(f"language.{c}", language_name(c)) for c in SHIPPED_LANGUAGES)
+        return tuple(self._row(o, lang, law) for o in state.rows)
+
+    def _row(self, option: Option, lang: str, law: str) -> Row:
+        description = self.text(lang, law, option.description) if option.description else None
+        return Row(option.id, self.text(lang, law, option.title), description)

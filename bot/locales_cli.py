@@ -1,0 +1,113 @@
+"""`python -m bot locales extract|update|compile`: Babel's catalog workflow for message ids.
+
+Texts are looked up by message id (`optin.notice`), so the ids come from the
+flow files and the code, not from scanning Python for `_()` calls:
+
+- `extract` writes `locales/bot.pot`: every id the flows and the code send,
+  plus the law variants (msgctxt) the English catalog has;
+- `update` merges it into every `locales/<lang>/LC_MESSAGES/bot.po`: new ids
+  appear untranslated, removed ones become obsolete (`#~`), translations stay;
+- `compile` writes `bot.mo` files for other gettext tools.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import PoFileError, read_po, write_po
+
+from bot.conversation.check import LAWS, message_uses
+from bot.conversation.flowfile import FlowError, load_flows
+from bot.i18n import DOMAIN, FALLBACK, po_path, read_catalog
+
+TEMPLATE = f"{DOMAIN}.pot"
+
+
+def _catalogs(locales_dir: Path) -> list[tuple[str, Path]]:
+    return [(p.parts[-3], p) for p in sorted(locales_dir.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))]
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 1
+
+
+def template(flows_dir: Path, locales_dir: Path) -> Catalog:
+    """The catalog every language should have: ids, where they are used, their limits."""
+    flows = load_flows(flows_dir)
+    english_path = po_path(locales_dir, FALLBACK)
+    english = read_catalog(english_path, FALLBACK) if english_path.exists() else Catalog()
+    pot = Catalog(project=DOMAIN, domain=DOMAIN, fuzzy=False)
+    for use in message_uses(flows):
+        where = [(f"{flows_dir.name}/{use.file}", use.line)] if use.file else []
+        what = f"{use.what}, at most {use.limit} characters"
+        comments = [what] if use.file else [f"sent by the code; {what}"]
+        contexts = [None] + [
+            m.context for m in english if m.id == use.message_id and m.context in LAWS
+        ]
+        for context in contexts:
+            pot.add(use.message_id, locations=where, auto_comments=comments, context=context)
+    return pot
+
+
+def extract(flows_dir: Path, locales_dir: Path) -> int:
+    """Write `locales/bot.pot` from the flow files and the code's message ids."""
+    try:
+        pot = template(flows_dir, locales_dir)
+    except FlowError as exc:
+        return _fail(f"{flows_dir.name}/{exc}")
+    path = locales_dir / TEMPLATE
+    with path.open("wb") as fh:
+        write_po(fh, pot, width=79)
+    print(f"wrote {path} ({len(pot)} messages)")
+    return 0
+
+
+def update(locales_dir: Path) -> int:
+    """Merge `bot.pot` into every language's catalog, keeping what is translated.
+
+    Fuzzy matching is off: ids are names, not sentences, so a "close" id
+    (`optin.notify` for `optin.notice`) is a different message, and copying its
+    text as a draft would only hide that the new one needs translating.
+    """
+    pot_path = locales_dir / TEMPLATE
+    if not pot_path.exists():
+        return _fail(f"{pot_path} does not exist: run `python -m bot locales extract` first")
+    with pot_path.open("rb") as fh:
+        pot = read_po(fh, domain=DOMAIN)
+    for lang, path in _catalogs(locales_dir):
+        catalog = read_catalog(path, lang)
+        catalog.update(pot, no_fuzzy_matching=True)
+        with path.open("wb") as fh:
+            write_po(fh, catalog, width=79)
+        print(f"updated {path}")
+    return 0
+
+
+def compile(locales_dir: Path) -> int:
+    """Write `bot.mo` next to each `bot.po`; non-zero if any catalog has errors.
+
+    The bot does not need this: it compiles the `.po` files in memory when it
+    starts (`bot.i18n.Texts`), so an edited text takes effect on restart. The
+    `.mo` files are for other gettext tools; they are build output, not sources.
+    """
+    failed = 0
+    for lang, path in _catalogs(locales_dir):
+        try:
+            with path.open("rb") as fh:
+                catalog = read_po(fh, locale=lang, domain=DOMAIN, abort_invalid=True)
+        except (PoFileError, ValueError) as exc:
+            failed += _fail(f"{path}: {exc}")
+            continue
+        errors = [f"{path}:{m.lineno}: {e}" for m, errs in catalog.check() for e in errs]
+        if errors:
+            failed += _fail("\n".join(errors))
+            continue
+        mo_path = path.with_suffix(".mo")
+        with mo_path.open("wb") as fh:
+            write_mo(fh, catalog)
+        print(f"wrote {mo_path}")
+    return 1 if failed else 0

@@ -1,0 +1,1 @@
+"""Privacy: consent, access/export, erasure, jurisdiction and notices."""

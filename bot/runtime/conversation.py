@@ -1,0 +1,446 @@
+"""One message turn: who wrote, what the flow says, and every effect in one transaction.
+
+Reads what the turn needs (the contact, their sealed profile, their consent),
+lets the engine take one step, carries out the step's effects (consent,
+access, export, erasure, handoff, language, residence), renders the replies
+in the person's language and law, and commits all of it — state, consent
+records, stored messages, replies to send, audit entries, inbox row done —
+in one unit. Sending happens after commit, from the outbox.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+
+from bot import audit
+from bot.conversation.engine import Engine, Input, Say, Step
+from bot.conversation.render import Renderer, language_name
+from bot.crypto import DataKey, Keyring, WrappedKey, open_sealed, seal
+from bot.privacy import access
+from bot.privacy.jurisdiction import Jurisdiction, decide, language_for, parse_residence
+from bot.privacy.profile import Profile
+from bot.runtime.outbox import OutItem
+from bot.store import contacts as contact_store
+from bot.store import inbox as inbox_store
+from bot.store import outbox as message_store
+from bot.store import privacy as privacy_store
+from bot.store.db import Database
+from bot.whatsapp.events import InboundMessage
+from bot.whatsapp.messages import Document, Outbound, Recipient, Text, graph_body
+
+MARKETING = "marketing"
+CONSENT_WINDOW = 24 * 3600
+
+
+@dataclass
+class Who:
+    """The person behind a message, found or created, with their key and profile."""
+
+    contact_id: str
+    dk: DataKey
+    row: contact_store.ContactRow | None
+    new_contact: dict[str, Any] | None
+    phone_index: str | None
+    user_index: str | None
+    e164: str | None
+    profile: Profile
+    consent: str | None
+    pseudonym: str
+
+
+@dataclass
+class Outcome:
+    """What a step turned into: replies, unit operations and audit events."""
+
+    replies: list[Outbound] = field(default_factory=list)
+    ops: list[Callable[[Connection], Any]] = field(default_factory=list)
+    events: list[audit.Event] = field(default_factory=list)
+    erased: bool = False
+    handoff: bool = False
+
+
+@dataclass
+class Settings:
+    """The texts' fixed parameters and the controller named in exports."""
+
+    company: str
+    privacy_url: str
+    dpo_contact: str
+    local_contact: str
+    policy_version: str
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {
+            "company": self.company,
+            "privacy_url": self.privacy_url,
+            "dpo_contact": self.dpo_contact,
+            "local_contact": self.local_contact,
+            "policy_version": self.policy_version,
+        }
+
+
+class ConversationTurn:
+    def __init__(
+        self,
+        db: Database,
+        keyring: Keyring,
+        engine: Engine,
+        renderer: Renderer,
+        settings: Settings,
+        system_key: Callable[[], DataKey],
+    ) -> None:
+        self._db = db
+        self._kr = keyring
+        self._engine = engine
+        self._renderer = renderer
+        self._settings = settings
+        self._system_key = system_key
+
+    # Who ----------------------------------------------------------------------------------
+
+    async def _who(self, msg: InboundMessage, now: float) -> Who:
+        kr, sender = self._kr, msg.sender
+        e164 = "+" + sender.wa_id if sender.wa_id else None
+        phone_index = kr.blind_index("phone", e164) if e164 else None
+        user_index = kr.blind_index("bsuid", sender.user_id) if sender.user_id else None
+        row = await self._db.read(contact_store.find(phone_index, user_index))
+        if row is None:
+            contact_id = uuid.uuid4().hex
+            dk, wrapped = kr.new_data_key(uuid.uuid4().hex)
+            new = _new_contact(dk, wrapped, contact_id, phone_index, user_index, msg, now)
+            profile, consent = Profile(), None
+        else:
+            contact_id, new = row.id, None
+            dk = kr.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
+            profile = Profile.open(dk, contact_id, row.profile_sealed)
+            consent = await self._db.read(
+                lambda c: privacy_store.consent_status(c, contact_id, MARKETING)
+            )
+        return Who(
+            contact_id, dk, row, new, phone_index, user_index, e164, profile, consent,
+            kr.blind_index("pseudonym", contact_id),
+        )  # fmt: skip
+
+    # The turn -----------------------------------------------------------------------------
+
+    async def handle(
+        self, pending: inbox_store.PendingEvent, msg: InboundMessage, now: float
+    ) -> list[OutItem]:
+        who = await self._who(msg, now)
+        before = who.profile.state
+        out = Outcome()
+        if msg.is_user_content:
+            inp = Input(
+                text=msg.text if msg.type == "text" else None,
+                reply_id=msg.reply_id,
+                referral=msg.referral is not None,
+            )
+            step = await self._engine.step(who.profile.state, who.profile.since, now, inp)
+            await self._apply(step, who, msg, now, out)
+        recipient = Recipient(wa_id=msg.sender.wa_id, user_id=msg.sender.user_id)
+        pace_key = who.phone_index or who.user_index or who.contact_id
+        return await self._commit(pending, msg, who, before, out, recipient, pace_key, now)
+
+    async def _apply(
+        self, step: Step, who: Who, msg: InboundMessage, now: float, out: Outcome
+    ) -> None:
+        profile = who.profile
+        jur = decide(profile.residence, who.e164)
+        lang = language_for(profile.language, who.e164)
+        says = list(step.says)
+        for effect in step.effects:
+            if effect.action == "set_language" and effect.input_id:
+                profile.language = effect.input_id.removeprefix("language.")
+                lang = language_for(profile.language, who.e164)
+            elif effect.action == "set_residence":
+                stated = parse_residence((effect.input_id or "").removeprefix("residence."))
+                if stated is None:  # not understood (or "another country"): ask again
+                    step.state, says = "residence.ask", [Say("residence.ask", "residence.ask")]
+                    continue
+                profile.residence = stated
+                jur = decide(profile.residence, who.e164)
+            elif effect.action == "grant_consent" and not self._consent_asked(profile, now):
+                step.state, says = "menu.main", [Say("menu.main", "menu.main")]
+                continue
+            await self._effect(effect.action, who, msg, jur, lang, now, out)
+        if step.state != profile.state or step.entered_at_now:
+            profile.since = now
+        profile.state = step.state
+        out.replies += [
+            self._renderer.render(say, lang, jur.law.value, law_name=self._law_name(lang, jur))
+            for say in says
+        ]
+        if step.path and step.path[-1] != step.before:
+            out.events.append(
+                audit.Event(who.pseudonym, "flow_transition", state_before=step.before,
+                            state_after=step.state, detail={"path": step.path})
+            )  # fmt: skip
+
+    def _law_name(self, lang: str, jur: Jurisdiction) -> str:
+        return self._renderer.text(lang, jur.law.value, f"law.{jur.law.value}")
+
+    @staticmethod
+    def _consent_asked(profile: Profile, now: float) -> bool:
+        asked = profile.slots.get("consent_request")
+        return bool(asked) and now - float(asked["asked_at"]) <= CONSENT_WINDOW
+
+    async def _effect(
+        self,
+        action: str,
+        who: Who,
+        msg: InboundMessage,
+        jur: Jurisdiction,
+        lang: str,
+        now: float,
+        out: Outcome,
+    ) -> None:
+        profile, cid = who.profile, who.contact_id
+        if action == "request_consent":
+            source = "referral" if msg.referral else "chat"
+            if msg.referral:
+                source = "referral:" + str(msg.referral.get("source_id") or "ad")[:50]
+            profile.slots["consent_request"] = {
+                "asked_at": now, "law": jur.law.value, "lang": lang, "source": source,
+                "policy": self._settings.policy_version,
+            }  # fmt: skip
+            if who.consent != "granted":
+                asked = profile.slots["consent_request"]
+                out.ops.append(self._consent_op(cid, "pending", asked, now, None))
+        elif action == "grant_consent":
+            ref = self._kr.blind_index("wamid", msg.id)
+            asked = profile.slots.pop("consent_request")
+            out.ops.append(self._consent_op(cid, "granted", asked, now, ref))
+            out.events.append(
+                audit.Event(who.pseudonym, "consent_granted", detail={"purpose": MARKETING})
+            )
+        elif action == "revoke_consent":
+            profile.slots.pop("consent_request", None)
+            if who.consent in ("granted", "pending"):
+                asked = {"law": jur.law.value, "lang": lang, "source": "chat", "asked_at": None}
+                out.ops.append(self._consent_op(cid, "revoked", asked, now, None, "whatsapp_stop"))
+                out.events.append(
+                    audit.Event(who.pseudonym, "consent_revoked", detail={"purpose": MARKETING})
+                )
+        elif action == "show_data":
+            out.replies.append(Text(await self._summary(who, jur, lang)))
+            out.events.append(audit.Event(who.pseudonym, "data_access", detail={"via": "chat"}))
+        elif action == "export_data":
+            out.replies.append(await self._export(who, jur, lang))
+            out.events.append(audit.Event(who.pseudonym, "data_export", detail={"via": "chat"}))
+        elif action == "erase_data":
+            out.erased = True
+        elif action == "handoff":
+            out.handoff = True
+            out.events.append(audit.Event(who.pseudonym, "handoff_started"))
+
+    def _consent_op(
+        self,
+        contact_id: str,
+        status: str,
+        asked: dict[str, Any],
+        now: float,
+        message_ref: str | None,
+        method: str = "whatsapp_double_opt_in",
+    ) -> Callable[[Connection], None]:
+        event = {
+            "contact_id": contact_id,
+            "purpose": MARKETING,
+            "status": status,
+            "method": method,
+            "source": str(asked.get("source", "chat")),
+            "policy_version": str(asked.get("policy", self._settings.policy_version)),
+            "jurisdiction": str(asked.get("law", "strict")),
+            "locale": str(asked.get("lang", "en")),
+            "asked_at": asked.get("asked_at"),
+            "at": now,
+            "message_ref": message_ref,
+        }
+        return lambda conn: privacy_store.record_consent(conn, event)
+
+    async def _summary(self, who: Who, jur: Jurisdiction, lang: str) -> str:
+        held = await self._db.read(
+            lambda c: access.read_held(c, who.contact_id, who.pseudonym, with_messages=False)
+        )
+        handoffs = sum(1 for a in held.audit if a["event"] == "handoff_started")
+
+        def text(message_id: str, **params: Any) -> str:
+            return self._renderer.text(lang, jur.law.value, message_id, **params)
+
+        return access.summary_lines(
+            held, e164=who.e164, jurisdiction=jur, language=lang,
+            language_name=language_name(lang), handoffs=handoffs, text=text,
+        )[:4096]  # fmt: skip
+
+    async def _export(self, who: Who, jur: Jurisdiction, lang: str) -> Document:
+        held = await self._db.read(
+            lambda c: access.read_held(c, who.contact_id, who.pseudonym, with_messages=True)
+        )
+        doc = access.export_document(
+            held, contact=self.contact_view(who), dk=who.dk, profile=who.profile,
+            jurisdiction=jur, language=lang, controller=self.controller,
+        )  # fmt: skip
+        caption = self._renderer.text(lang, jur.law.value, "my_data.exported")
+        return Document(
+            media_id="", filename="my-data.json", caption=caption,
+            upload=orjson.dumps(doc, option=orjson.OPT_INDENT_2),
+        )  # fmt: skip
+
+    @property
+    def controller(self) -> dict[str, str]:
+        s = self._settings
+        return {"name": s.company, "privacy_policy": s.privacy_url, "contact": s.dpo_contact,
+                "policy_version": s.policy_version}  # fmt: skip
+
+    def contact_view(self, who: Who) -> dict[str, Any]:
+        row, cid, dk = who.row, who.contact_id, who.dk
+
+        def opened(column: str, blob: bytes | None) -> str | None:
+            return open_sealed(dk, blob, f"contacts/{column}/{cid}").decode() if blob else None
+
+        if row is None:
+            return {"phone": who.e164, "created_at": access.iso(time.time())}
+        return {
+            "phone": opened("phone", row.phone_sealed),
+            "business_scoped_user_id": opened("user_id", row.user_id_sealed),
+            "profile_name": opened("name", row.name_sealed),
+            "created_at": access.iso(row.created_at),
+            "last_message_at": access.iso(row.last_inbound_at),
+            "handed_to_support": row.handoff_at is not None,
+        }
+
+    # Commit -------------------------------------------------------------------------------
+
+    async def _commit(
+        self,
+        pending: inbox_store.PendingEvent,
+        msg: InboundMessage,
+        who: Who,
+        before: str,
+        out: Outcome,
+        recipient: Recipient,
+        pace_key: str,
+        now: float,
+    ) -> list[OutItem]:
+        cid, dk = who.contact_id, who.dk
+        inbound = _message_row(dk, cid, "in", msg.type, msg.raw, "received", now,
+                               self._kr.blind_index("wamid", msg.id))  # fmt: skip
+        rows, items = [inbound], []
+        key = self._system_key() if out.erased else dk
+        for reply in out.replies:
+            body = graph_body(reply, recipient)
+            row = _message_row(
+                key, None if out.erased else cid, "out", reply.kind, body, "queued", now
+            )
+            rows.append(row)
+            items.append(OutItem(row["id"], pace_key, body, farewell=out.erased))
+        received = audit.Event(
+            who.pseudonym, "message_received", state_before=before,
+            state_after=who.profile.state, detail={"type": msg.type[:24]},
+        )  # fmt: skip
+        events = [received]
+        events += out.events
+        profile_blob = who.profile.seal(dk, cid)
+        indexes = [i for i in (who.phone_index, who.user_index) if i]
+
+        def unit(conn: Connection) -> bool:
+            if not inbox_store.finish(conn, pending.id, now):
+                return False  # already handled by an earlier run of this turn
+            if who.new_contact is not None:
+                contact_store.create(
+                    conn, key=who.new_contact["key"], contact=who.new_contact["contact"]
+                )
+            fill: dict[str, Any] = {"last_inbound_at": now, "profile_sealed": profile_blob}
+            if out.handoff:
+                fill["handoff_at"] = now
+            if who.row is not None:
+                if who.phone_index and not who.row.phone_index:
+                    fill["phone_index"] = who.phone_index
+                if who.user_index and not who.row.user_index:
+                    fill["user_index"] = who.user_index
+            contact_store.touch(conn, cid, **fill)
+            message_store.add(conn, rows[:1] if out.erased else rows)
+            for op in out.ops:
+                op(conn)
+            if out.erased:
+                counts = privacy_store.erase_contact(conn, cid, indexes)
+                if who.phone_index:
+                    privacy_store.suppress(conn, who.phone_index, "erased", now)
+                message_store.add(conn, rows[1:])
+                events.append(audit.Event(who.pseudonym, "data_deletion", detail=counts))
+            audit.append(conn, events)
+            return True
+
+        if not await self._db.write(unit):
+            return []
+        if out.erased:
+            self._kr.forget(dk.key_id)
+        return items
+
+
+def _message_row(
+    dk: DataKey,
+    contact_id: str | None,
+    direction: str,
+    kind: str,
+    content: dict[str, Any],
+    status: str,
+    now: float,
+    wamid_index: str | None = None,
+) -> dict[str, Any]:
+    mid = uuid.uuid4().hex
+    return {
+        "id": mid,
+        "contact_id": contact_id,
+        "direction": direction,
+        "kind": kind[:24],
+        "category": "service",
+        "body": seal(dk, orjson.dumps(content), f"messages/body/{mid}"),
+        "wamid_index": wamid_index,
+        "status": status,
+        "error_code": None,
+        "error_title": None,
+        "attempts": 0,
+        "next_attempt_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _new_contact(
+    dk: DataKey,
+    wrapped: WrappedKey,
+    contact_id: str,
+    phone_index: str | None,
+    user_index: str | None,
+    msg: InboundMessage,
+    now: float,
+) -> dict[str, Any]:
+    sender = msg.sender
+
+    def sealed(column: str, value: str | None) -> bytes | None:
+        if value is None:
+            return None
+        return seal(dk, value.encode(), f"contacts/{column}/{contact_id}")
+
+    return {
+        "key": {"id": dk.key_id, "kid": wrapped.kid, "wrapped": wrapped.wrapped, "created_at": now},
+        "contact": {
+            "id": contact_id,
+            "phone_index": phone_index,
+            "user_index": user_index,
+            "data_key_id": dk.key_id,
+            "phone_sealed": sealed("phone", "+" + sender.wa_id if sender.wa_id else None),
+            "user_id_sealed": sealed("user_id", sender.user_id),
+            "name_sealed": sealed("name", sender.name),
+            "created_at": now,
+            "last_inbound_at": now,
+        },
+    }
