@@ -165,6 +165,11 @@ def build_services(settings: Settings) -> Services:
         writer=lambda: db.writer.depth, outbox=lambda: outbox.depth, turns=lambda: turns.active
     )
     webhook = WebhookDeps(settings=settings, keyring=keyring, db=db, turns=turns, metrics=metrics)
+
+    async def marketing_stopped(message_id: str) -> None:
+        await conversation.marketing_stopped_for_message(message_id, time.time())
+
+    outbox.on_marketing_stopped = marketing_stopped
     services = Services(settings, keyring, db, client, outbox, turns, metrics, webhook)
     services_ref.append(services)
     return services

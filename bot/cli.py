@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from bot.config import Settings, SettingsError, dev_env_file, load_settings
+from bot.operator import OperatorError
 
 DEV_ENV = Path("var/dev.env")
 
@@ -75,6 +76,83 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return run_chat(_settings(args.dev), args.as_number, base_url=args.url)
 
 
+def cmd_flows(args: argparse.Namespace) -> int:
+    from bot.conversation.check import check
+    from bot.conversation.diagram import mermaid
+    from bot.conversation.flowfile import load_flows
+
+    settings = _settings_or_defaults()
+    if args.action == "check":
+        problems = check(settings.flows_dir, settings.locales_dir)
+        for problem in problems:
+            print(problem)
+        if problems:
+            print(f"{len(problems)} problem(s) found", file=sys.stderr)
+            return 1
+        print("flows and texts are ready to ship")
+        return 0
+    if not args.name:
+        raise SettingsError("flows diagram: name a flow, e.g. `flows diagram optin`")
+    try:
+        print(mermaid(load_flows(settings.flows_dir), args.name))
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_locales(args: argparse.Namespace) -> int:
+    from bot import locales_cli
+
+    settings = _settings_or_defaults()
+    if args.action == "extract":
+        return locales_cli.extract(settings.flows_dir, settings.locales_dir)
+    if args.action == "update":
+        return locales_cli.update(settings.locales_dir)
+    return locales_cli.compile(settings.locales_dir)
+
+
+def _settings_or_defaults() -> Settings:
+    """Flows and locales commands need no secrets; they only read BOT_FLOWS_DIR/BOT_LOCALES_DIR."""
+    import os
+
+    return Settings.model_construct(
+        BOT_FLOWS_DIR=os.environ.get("BOT_FLOWS_DIR", ""),
+        BOT_LOCALES_DIR=os.environ.get("BOT_LOCALES_DIR", ""),
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import orjson
+
+    from bot.operator import export_person
+
+    doc = asyncio.run(export_person(_settings(args.dev), args.number))
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from bot.operator import erase_person
+
+    counts = asyncio.run(erase_person(_settings(args.dev), args.number))
+    print("erased: " + ", ".join(f"{table}={n}" for table, n in counts.items()))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from bot.operator import verify_audit
+
+    verdict = asyncio.run(verify_audit(_settings(args.dev), args.expect_head))
+    print(f"entries: {verdict.count}")
+    print(f"head: {verdict.head}")
+    if not verdict.ok:
+        print(f"error: {verdict.problem}", file=sys.stderr)
+        return 1
+    print("audit chain intact")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,11 +167,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dev", action="store_true", help="use the development secrets in var/")
     p.set_defaults(func=cmd_chat)
 
+    p = sub.add_parser("flows", help="check the flow files and texts, or draw a flow")
+    p.add_argument("action", choices=["check", "diagram"])
+    p.add_argument("name", nargs="?", help="the flow to draw (diagram)")
+    p.set_defaults(func=cmd_flows)
+
+    p = sub.add_parser("locales", help="extract, update or compile the text catalogs (Babel)")
+    p.add_argument("action", choices=["extract", "update", "compile"])
+    p.set_defaults(func=cmd_locales)
+
+    for name, func, text in [
+        ("export", cmd_export, "print everything held about a number, as JSON"),
+        ("erase", cmd_erase, "erase a person (crypto-shredding), like the chat flow"),
+    ]:
+        p = sub.add_parser(name, help=text)
+        p.add_argument("number", help="+E164")
+        p.add_argument("--dev", action="store_true", help="use the development secrets in var/")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("audit", help="verify the hash-chained audit log")
+    p.add_argument("action", choices=["verify"])
+    p.add_argument("--expect-head", default=None, help="the head hash kept from an earlier run")
+    p.add_argument("--dev", action="store_true", help="use the development secrets in var/")
+    p.set_defaults(func=cmd_audit)
+
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OperatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

@@ -22,12 +22,13 @@ from babel.messages.pofile import PoFileError, read_po
 from bot.conversation.engine import HOME, MAX_HOPS
 from bot.conversation.flowfile import Flow, FlowError, FlowSet, State, load_flow, load_keywords
 from bot.conversation.keywords import normalize
-from bot.i18n import FALLBACK, placeholders, po_path, read_catalog
+from bot.i18n import DOMAIN, FALLBACK, placeholders, po_path, read_catalog
 from bot.whatsapp import messages as wa
 
 try:
-    from bot.privacy.jurisdiction import SHIPPED_LANGUAGES, Law, country_choices
+    from bot.privacy.jurisdiction import OTHER, SHIPPED_LANGUAGES, Law, country_choices
 except ImportError:  # being written; the contract is known
+    OTHER = "OTHER"
     SHIPPED_LANGUAGES = ("en", "de", "fr", "es", "pt")
     LAWS: tuple[str, ...] = ("gdpr", "ccpa", "pdpa", "lgpd", "strict")
     country_choices = None
@@ -37,6 +38,7 @@ else:
 VARIANTS: tuple[str | None, ...] = (None, *LAWS)  # None: the text without a law's context
 SPECIAL_INPUTS = ("text",)
 DEFAULT_PARAM = "x" * 40
+CAPTION_MAX = 1024  # a document's caption (the data export)
 
 CODE_MESSAGE_IDS: tuple[str, ...] = (
     "common.unknown",
@@ -284,8 +286,6 @@ def _check_shapes(flows: FlowSet, report: _Report) -> None:
             add(f"{_row_count(state)} list rows; WhatsApp allows {wa.LIST_ROWS_MAX}")
         if state.buttons and has_list:
             add("buttons and a list in one message: WhatsApp allows one or the other")
-        if has_list and not state.list_button:
-            add("a list needs 'button:' (the message id of the list's button)")
         if has_list and not (state.rows or state.rows_from):
             add("a list needs 'rows:' or 'rows_from:'")
         if (state.buttons or has_list) and not state.say:
@@ -301,7 +301,8 @@ def _check_shapes(flows: FlowSet, report: _Report) -> None:
 def yaml_lines(path: Path) -> dict[str, int]:
     """Line of each key's value, two levels deep ("start_on.buttons", "stop.en")."""
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # only lines are needed: fast
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=loader)
     except (OSError, yaml.YAMLError):
         return {}
     lines: dict[str, int] = {}
@@ -347,16 +348,20 @@ def message_uses(flows: FlowSet) -> list[Use]:
         uses += [
             Use(b.title, "button title", wa.BUTTON_TITLE_MAX, file, line) for b in state.buttons
         ]
-        if state.list_button:
-            uses.append(Use(state.list_button, "list button", wa.LIST_BUTTON_MAX, file, line))
+        if interactive and not state.buttons:  # the renderer's default label: "Options"
+            label = state.list_button or "menu.list_button"
+            uses.append(Use(label, "list button", wa.LIST_BUTTON_MAX, file, line))
+        if state.rows_from == "countries":  # the "other country" row's title
+            uses.append(Use("residence.other", "row title", wa.LIST_ROW_TITLE_MAX, file, line))
         for row in state.rows:
             uses.append(Use(row.title, "row title", wa.LIST_ROW_TITLE_MAX, file, line))
             if row.description:
                 limit = wa.LIST_ROW_DESCRIPTION_MAX
                 uses.append(Use(row.description, "row description", limit, file, line))
-    for message_id in CODE_MESSAGE_IDS:  # the re-prompt goes with the state's options
-        limit = wa.INTERACTIVE_BODY_MAX if message_id == "common.unknown" else wa.TEXT_MAX
-        uses.append(Use(message_id, "text", limit, "", 0))
+    uses += [Use(message_id, "text", wa.TEXT_MAX, "", 0) for message_id in CODE_MESSAGE_IDS]
+    # The re-prompt goes out with the state's options; the export's text is its caption.
+    uses.append(Use("common.unknown", "re-prompt", wa.INTERACTIVE_BODY_MAX, "", 0))
+    uses.append(Use("my_data.exported", "document caption", CAPTION_MAX, "", 0))
     return uses
 
 
@@ -393,13 +398,12 @@ def _load_catalogs(locales_dir: Path, report: _Report) -> dict[str, Catalog]:
             )
         try:
             with path.open("rb") as fh:
-                read_po(fh, locale=lang, abort_invalid=True)
+                catalogs[lang] = read_po(fh, locale=lang, domain=DOMAIN, abort_invalid=True)
         except PoFileError as exc:  # report it, then check what Babel can still read
             line = getattr(exc, "lineno", None)
             report.po(lang, line + 1 if line is not None else None, f"not a valid .po file: {exc}")
-        try:
             catalogs[lang] = read_catalog(path, lang)
-        except Exception as exc:  # Babel raises several kinds on a damaged file
+        except (OSError, ValueError) as exc:
             report.po(lang, None, f"cannot be read: {exc}")
     for lang in SHIPPED_LANGUAGES:
         if lang not in catalogs and not po_path(locales_dir, lang).exists():
@@ -511,7 +515,12 @@ def _check_list_rows(flows: FlowSet, report: _Report) -> None:
     for state in flows.all_states:
         titles: list[tuple[str, str]] = []
         if state.rows_from == "countries" and country_choices:
-            titles = [(lang, t) for lang in SHIPPED_LANGUAGES for _, t in country_choices(lang)]
+            titles = [
+                (lang, title)
+                for lang in SHIPPED_LANGUAGES
+                for code, title in country_choices(lang)
+                if code != OTHER  # its title is the text `residence.other`
+            ]
         elif state.rows_from == "languages":
             titles = [(code, language_title(code)) for code in SHIPPED_LANGUAGES]
         for lang, title in titles:

@@ -119,6 +119,25 @@ def summary_lines(
     return "\n".join(lines)
 
 
+def contact_view(row: Any, dk: DataKey, e164: str | None) -> dict[str, Any]:
+    """The contact as the person would recognise it: number and name opened."""
+    if row is None:
+        return {"phone": e164, "created_at": iso(time.time())}
+    cid = row.id
+
+    def opened(column: str, blob: bytes | None) -> str | None:
+        return open_sealed(dk, blob, f"contacts/{column}/{cid}").decode() if blob else None
+
+    return {
+        "phone": opened("phone", row.phone_sealed),
+        "business_scoped_user_id": opened("user_id", row.user_id_sealed),
+        "profile_name": opened("name", row.name_sealed),
+        "created_at": iso(row.created_at),
+        "last_message_at": iso(row.last_inbound_at),
+        "handed_to_support": row.handoff_at is not None,
+    }
+
+
 def export_document(
     held: Held,
     *,

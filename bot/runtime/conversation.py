@@ -10,7 +10,6 @@ in one unit. Sending happens after commit, from the outbox.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +21,8 @@ from sqlalchemy import Connection
 from bot import audit
 from bot.conversation.engine import Engine, Input, Say, Step
 from bot.conversation.render import Renderer, language_name
-from bot.crypto import DataKey, Keyring, WrappedKey, open_sealed, seal
-from bot.privacy import access
+from bot.crypto import DataKey, Keyring, WrappedKey, seal
+from bot.privacy import access, erasure
 from bot.privacy.jurisdiction import Jurisdiction, decide, language_for, parse_residence
 from bot.privacy.profile import Profile
 from bot.runtime.outbox import OutItem
@@ -32,7 +31,7 @@ from bot.store import inbox as inbox_store
 from bot.store import outbox as message_store
 from bot.store import privacy as privacy_store
 from bot.store.db import Database
-from bot.whatsapp.events import InboundMessage
+from bot.whatsapp.events import InboundMessage, Party
 from bot.whatsapp.messages import Document, Outbound, Recipient, Text, graph_body
 
 MARKETING = "marketing"
@@ -300,21 +299,42 @@ class ConversationTurn:
                 "policy_version": s.policy_version}  # fmt: skip
 
     def contact_view(self, who: Who) -> dict[str, Any]:
-        row, cid, dk = who.row, who.contact_id, who.dk
+        return access.contact_view(who.row, who.dk, who.e164)
 
-        def opened(column: str, blob: bytes | None) -> str | None:
-            return open_sealed(dk, blob, f"contacts/{column}/{cid}").decode() if blob else None
+    # Marketing stopped outside the chat ----------------------------------------------------
 
-        if row is None:
-            return {"phone": who.e164, "created_at": access.iso(time.time())}
-        return {
-            "phone": opened("phone", row.phone_sealed),
-            "business_scoped_user_id": opened("user_id", row.user_id_sealed),
-            "profile_name": opened("name", row.name_sealed),
-            "created_at": access.iso(row.created_at),
-            "last_message_at": access.iso(row.last_inbound_at),
-            "handed_to_support": row.handoff_at is not None,
-        }
+    async def marketing_stopped(
+        self, party: Party, method: str, now: float, finish: int | None = None
+    ) -> None:
+        """Meta says the person stopped marketing (WhatsApp's own setting, or error
+        131050): revoke at once, silently — a message now could itself be unwanted."""
+        kr = self._kr
+        phone_index = kr.blind_index("phone", "+" + party.wa_id) if party.wa_id else None
+        user_index = kr.blind_index("bsuid", party.user_id) if party.user_id else None
+        row = await self._db.read(contact_store.find(phone_index, user_index))
+        await self._revoke_quietly(row.id if row else None, method, now, finish)
+
+    async def marketing_stopped_for_message(self, message_id: str, now: float) -> None:
+        contact_id = await self._db.read(lambda c: message_store.contact_of(c, message_id))
+        await self._revoke_quietly(contact_id, "whatsapp_error_131050", now, None)
+
+    async def _revoke_quietly(
+        self, contact_id: str | None, method: str, now: float, finish: int | None
+    ) -> None:
+        asked = {"law": "", "lang": "", "source": "meta", "asked_at": None}
+
+        def unit(conn: Connection) -> None:
+            if finish is not None:
+                inbox_store.finish(conn, finish, now)
+            if contact_id is None:
+                return
+            if privacy_store.consent_status(conn, contact_id, MARKETING) in ("granted", "pending"):
+                self._consent_op(contact_id, "revoked", asked, now, None, method)(conn)
+                pseudonym = self._kr.blind_index("pseudonym", contact_id)
+                event = audit.Event(pseudonym, "consent_revoked", detail={"via": method})
+                audit.append(conn, [event])
+
+        await self._db.write(unit)
 
     # Commit -------------------------------------------------------------------------------
 
@@ -369,13 +389,13 @@ class ConversationTurn:
             message_store.add(conn, rows[:1] if out.erased else rows)
             for op in out.ops:
                 op(conn)
-            if out.erased:
-                counts = privacy_store.erase_contact(conn, cid, indexes)
-                if who.phone_index:
-                    privacy_store.suppress(conn, who.phone_index, "erased", now)
-                message_store.add(conn, rows[1:])
-                events.append(audit.Event(who.pseudonym, "data_deletion", detail=counts))
             audit.append(conn, events)
+            if out.erased:
+                erasure.erase(
+                    conn, contact_id=cid, indexes=indexes, phone_index=who.phone_index,
+                    pseudonym=who.pseudonym, now=now, via="chat",
+                )  # fmt: skip
+                message_store.add(conn, rows[1:])  # the farewell, under the system key
             return True
 
         if not await self._db.write(unit):

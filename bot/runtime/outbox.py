@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from bot.whatsapp.errors import Action, GraphError
 from bot.whatsapp.messages import UPLOAD_KEY
 
 log = logging.getLogger(__name__)
+MARKETING_STOPPED = 131050  # the person stopped marketing messages in WhatsApp
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Outbox:
         clock: Callable[[], float] = time.time,
         alert: Callable[[str, dict[str, Any]], None] | None = None,
         on_result: Callable[[str, str], None] | None = None,
+        on_marketing_stopped: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.timing = Timing()
         self._db = db
@@ -81,6 +83,7 @@ class Outbox:
         self._clock = clock
         self._alert = alert or (lambda event, fields: None)
         self._on_result = on_result or (lambda kind, outcome: None)
+        self.on_marketing_stopped = on_marketing_stopped
         self._lines: dict[str, deque[OutItem]] = {}
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._held: set[str] = set()  # recipients waiting on a timer
@@ -225,6 +228,8 @@ class Outbox:
             if item.durable:
                 title = err.title or f"gave up after {item.attempts} attempts"
                 await self._db.write(store.mark_failed(item.message_id, err.code, title, now))
+                if err.code == MARKETING_STOPPED and self.on_marketing_stopped:
+                    await self.on_marketing_stopped(item.message_id)
             return True
         t = self.timing
         delay = backoff(item.attempts, t.backoff_base, t.backoff_cap)

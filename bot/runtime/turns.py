@@ -23,7 +23,7 @@ from bot.store import inbox as inbox_store
 from bot.store import outbox as message_store
 from bot.store.db import Database
 from bot.webhook.inbox import contact_index, open_event
-from bot.whatsapp.events import InboundMessage, StatusUpdate
+from bot.whatsapp.events import InboundMessage, PreferenceUpdate, StatusUpdate
 from bot.whatsapp.messages import read_receipt
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,10 @@ class TurnRunner:
             await self._message_turn(pending, event, now)
         elif isinstance(event, StatusUpdate):
             await self._status(pending, event, now)
-        else:  # user preferences and anything else: kept for the flows to act on later
+        elif isinstance(event, PreferenceUpdate) and event.value == "stop":
+            await self._conversation.marketing_stopped(event.party, "whatsapp_preferences", now,
+                                                       finish=pending.id)  # fmt: skip
+        else:  # a "resume" or anything else: nothing to do but note it done
             await self._db.write(lambda conn: inbox_store.finish(conn, pending.id, now))
 
     async def _status(

@@ -57,6 +57,11 @@ def schedule_retry(
     return _settle(message_id, now, next_attempt_at=at, error_code=code)
 
 
+def contact_of(conn: Connection, message_id: str) -> str | None:
+    row = conn.execute(select(messages.c.contact_id).where(messages.c.id == message_id)).first()
+    return row[0] if row else None
+
+
 def forget(message_id: str) -> Callable[[Connection], None]:
     """Drop a row once sent: the farewell of an erased person leaves nothing behind."""
 

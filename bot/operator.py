@@ -1,0 +1,129 @@
+"""Operator commands that touch people's data: export, erase, audit verify.
+
+Each opens the store with the same settings as the server (it can run beside
+it: SQLite's WAL and the writer's BEGIN IMMEDIATE take turns) and audits what
+it did, with `operator` as the actor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import phonenumbers
+from sqlalchemy import Connection, select
+
+from bot import audit
+from bot.config import Settings
+from bot.crypto import Keyring, WrappedKey
+from bot.privacy import access, erasure
+from bot.privacy.jurisdiction import decide, language_for
+from bot.privacy.profile import Profile
+from bot.store import contacts as contact_store
+from bot.store.db import Database
+from bot.store.tables import AuditEntry
+
+OPERATOR = "operator"
+
+
+class OperatorError(Exception):
+    """A one-line reason for the command to print before exiting non-zero."""
+
+
+def normalize_e164(value: str) -> str:
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise OperatorError(f"{value!r} is not a number in +E164 form") from None
+    if not phonenumbers.is_possible_number(number):
+        raise OperatorError(f"{value!r} is not a possible phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+async def _open(settings: Settings) -> tuple[Database, Keyring]:
+    db = Database(settings.DATABASE_URL)
+    await db.start()
+    return db, Keyring(settings.master_keys, settings.index_key)
+
+
+async def export_person(settings: Settings, number: str) -> dict[str, Any]:
+    """The same document the person gets in chat; `contact` is null when nothing is held."""
+    e164 = normalize_e164(number)
+    db, kr = await _open(settings)
+    try:
+        phone_index = kr.blind_index("phone", e164)
+        row = await db.read(contact_store.find(phone_index, None))
+        controller = {
+            "name": settings.BOT_COMPANY_NAME,
+            "privacy_policy": settings.BOT_PRIVACY_URL,
+            "contact": settings.BOT_DPO_CONTACT,
+            "policy_version": settings.BOT_POLICY_VERSION,
+        }
+        if row is None:
+            empty = access.Held(consents=[], counts={}, messages=[], audit=[])
+            doc = access.export_document(
+                empty, contact=None, dk=None, profile=None, jurisdiction=None,
+                language=None, controller=controller,
+            )  # fmt: skip
+            outcome, actor_of = "not_found", None
+        else:
+            dk = kr.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
+            pseudonym = kr.blind_index("pseudonym", row.id)
+            profile = Profile.open(dk, row.id, row.profile_sealed)
+            held = await db.read(lambda c: access.read_held(c, row.id, pseudonym, True))
+            doc = access.export_document(
+                held, contact=access.contact_view(row, dk, e164), dk=dk, profile=profile,
+                jurisdiction=decide(profile.residence, e164),
+                language=language_for(profile.language, e164), controller=controller,
+            )  # fmt: skip
+            outcome, actor_of = "ok", pseudonym
+        event = audit.Event(
+            OPERATOR, "data_export", outcome=outcome,
+            detail={"via": "cli", "subject": actor_of or "unknown"},
+        )  # fmt: skip
+        await db.write(lambda c: audit.append(c, [event]))
+        return doc
+    finally:
+        await db.stop()
+
+
+async def erase_person(settings: Settings, number: str) -> dict[str, int]:
+    """Erase like the chat flow does, without the farewell message."""
+    e164 = normalize_e164(number)
+    db, kr = await _open(settings)
+    try:
+        phone_index = kr.blind_index("phone", e164)
+        row = await db.read(contact_store.find(phone_index, None))
+        if row is None:
+            raise OperatorError("nothing is held for that number")
+        indexes = [i for i in (row.phone_index, row.user_index) if i]
+        pseudonym = kr.blind_index("pseudonym", row.id)
+        counts = await db.write(
+            lambda c: erasure.erase(
+                c, contact_id=row.id, indexes=indexes, phone_index=phone_index,
+                pseudonym=pseudonym, now=time.time(), via="cli",
+            )
+        )  # fmt: skip
+        kr.forget(row.data_key_id)
+        return counts
+    finally:
+        await db.stop()
+
+
+def _stream(conn: Connection) -> Iterator[dict[str, Any]]:
+    table = AuditEntry.__table__
+    result = conn.execution_options(stream_results=True, yield_per=10_000).execute(
+        select(table).order_by(table.c.id)
+    )
+    for row in result:
+        yield dict(row._mapping)
+
+
+async def verify_audit(settings: Settings, expect_head: str | None) -> audit.Verdict:
+    db = Database(settings.DATABASE_URL)
+    await db.start()
+    try:
+        return await db.read(lambda c: audit.verify_rows(_stream(c), expect_head))
+    finally:
+        await db.stop()

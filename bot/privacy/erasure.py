@@ -1,0 +1,31 @@
+"""Right to erasure, by crypto-shredding: the same for the chat flow and `python -m bot erase`.
+
+The person's rows go and so does their data key, so any copy of their sealed
+fields in a backup can no longer be opened. What stays: a suppression entry
+(a keyed hash of the number, so STOP keeps working and the bot never writes
+to them first again) and the audit trail, which names only a pseudonym.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from bot import audit
+from bot.store import privacy as store
+
+
+def erase(
+    conn: Connection,
+    *,
+    contact_id: str,
+    indexes: list[str],
+    phone_index: str | None,
+    pseudonym: str,
+    now: float,
+    via: str,
+) -> dict[str, int]:
+    counts = store.erase_contact(conn, contact_id, indexes)
+    if phone_index:
+        store.suppress(conn, phone_index, "erased", now)
+    audit.append(conn, [audit.Event(pseudonym, "data_deletion", detail={"via": via, **counts})])
+    return counts
