@@ -19,7 +19,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import PoFileError, read_po, write_po
 
-from bot.conversation.check import LAWS, message_uses
+from bot.conversation.check import LAWS, Use, message_uses
 from bot.conversation.flowfile import FlowError, load_flows
 from bot.i18n import DOMAIN, FALLBACK, po_path, read_catalog
 
@@ -36,20 +36,25 @@ def _fail(message: str) -> int:
 
 
 def template(flows_dir: Path, locales_dir: Path) -> Catalog:
-    """The catalog every language should have: ids, where they are used, their limits."""
+    """The catalog every language should have: ids, where they are used, their tightest limit."""
     flows = load_flows(flows_dir)
     english_path = po_path(locales_dir, FALLBACK)
     english = read_catalog(english_path, FALLBACK) if english_path.exists() else Catalog()
-    pot = Catalog(project=DOMAIN, domain=DOMAIN, fuzzy=False)
+    variants: dict[str, list[str | None]] = {}
+    for m in english:
+        if m.id and m.context in LAWS:
+            variants.setdefault(m.id, []).append(m.context)
+    uses: dict[str, list[Use]] = {}
     for use in message_uses(flows):
-        where = [(f"{flows_dir.name}/{use.file}", use.line)] if use.file else []
-        what = f"{use.what}, at most {use.limit} characters"
-        comments = [what] if use.file else [f"sent by the code; {what}"]
-        contexts = [None] + [
-            m.context for m in english if m.id == use.message_id and m.context in LAWS
-        ]
-        for context in contexts:
-            pot.add(use.message_id, locations=where, auto_comments=comments, context=context)
+        uses.setdefault(use.message_id, []).append(use)
+    pot = Catalog(project=DOMAIN, domain=DOMAIN, fuzzy=False)
+    for message_id, found in uses.items():
+        where = [(f"{flows_dir.name}/{u.file}", u.line) for u in found if u.file]
+        tightest = min(found, key=lambda u: u.limit)
+        note = f"{tightest.what}, at most {tightest.limit} characters"
+        comments = [note if where else f"sent by the code; {note}"]
+        for context in [None, *variants.get(message_id, [])]:
+            pot.add(message_id, locations=where, auto_comments=comments, context=context)
     return pot
 
 

@@ -105,7 +105,7 @@ class _Report:
 def check(
     flows_dir: Path, locales_dir: Path, params: dict[str, str] | None = None
 ) -> list[Problem]:
-    """Every problem in the flows and their texts, in file order; empty means ready to ship."""
+    """Every problem in the flows and their texts, grouped by kind; empty means ready to ship."""
     report = _Report(flows_dir, locales_dir)
     flows = _load(flows_dir, report)
     _check_graph(flows, report)

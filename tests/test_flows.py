@@ -1,0 +1,305 @@
+"""The privacy conversations end to end: signed webhooks in, Graph API requests out."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.conversation.flowfile import load_flows
+from bot.simulator import webhooks
+from tests.conftest import PHONE_NUMBER_ID, Bot
+from tests.flowkit import (
+    BRAZIL,
+    CALIFORNIA,
+    GERMANY,
+    INDIANA,
+    SINGAPORE,
+    UK,
+    consent,
+    options_of,
+    say,
+    tap,
+    text_of,
+)
+
+FLOWS = load_flows(Path(__file__).resolve().parents[1] / "flows")
+STOP_WORDS = sorted({w for words in FLOWS.keywords["stop"].values() for w in words})
+
+# How a person reaches each state where the bot waits for them, and how many replies it takes.
+RESTING = {
+    "menu.main": ("hello", 1),
+    "optin.notice": ("JOIN", 1),
+    "my_data.summary": ("MY DATA", 2),
+    "erase.confirm": ("DELETE MY DATA", 1),
+    "residence.ask": ("RESIDENCE", 1),
+    "language.ask": ("LANGUAGE", 1),
+    "agent.waiting": ("AGENT", 1),
+}
+
+
+def test_every_resting_state_is_covered() -> None:
+    resting = {s.name for s in FLOWS.all_states if not s.end and not s.next}
+    assert resting == set(RESTING)
+
+
+@pytest.mark.parametrize(
+    ("number", "lang_marker", "law_markers"),
+    [
+        (UK, "Before you join", ["GDPR", "supervisory authority", "Data Protection Officer"]),
+        (
+            CALIFORNIA,
+            "Before you join",
+            ["CCPA/CPRA", "Do Not Sell or Share My Personal Information"],
+        ),
+        (SINGAPORE, "Before you join", ["PDPA", "privacy-sg@example.com", "correct"]),
+        (GERMANY, "DSGVO", ["DSGVO", "Aufsichtsbehörde"]),
+        (BRAZIL, "LGPD", ["LGPD", "ANPD"]),
+        (INDIANA, "Before you join", ["Privacy policy 2026-01"]),
+    ],
+)
+async def test_double_opt_in_per_jurisdiction(
+    bot: Bot, number: str, lang_marker: str, law_markers: list[str]
+) -> None:
+    (notice,) = await say(bot, number, "JOIN")
+    body = text_of(notice)
+    assert lang_marker in body
+    for marker in law_markers:
+        assert marker in body, marker
+    assert set(options_of(notice)) == {"optin.yes", "optin.no"}
+    assert await consent(bot) == ["pending"]
+
+    yes = await bot.say(number, webhooks.button_reply("optin.yes", "Yes"))
+    (confirmed,) = [r.body for r in await bot.replies(1)]
+    assert confirmed["type"] == "text"
+    await bot.idle()
+    assert await consent(bot) == ["granted"]
+    events = await bot.sql(
+        "SELECT status, method, source, policy_version, jurisdiction, locale, asked_at, at, "
+        "message_ref FROM consent_events ORDER BY at"
+    )
+    assert [e[0] for e in events] == ["pending", "granted"]
+    granted = events[1]
+    assert granted[1:4] == ("whatsapp_double_opt_in", "chat", "2026-01")
+    assert granted[6] is not None and granted[7] >= granted[6]
+    assert granted[8] == bot.services.keyring.blind_index("wamid", yes)
+
+
+async def test_typed_yes_in_any_language_confirms(bot: Bot) -> None:
+    await say(bot, GERMANY, "JOIN")
+    await say(bot, GERMANY, "ja")
+    await bot.idle()
+    assert await consent(bot) == ["granted"]
+
+
+async def test_no_consent_without_a_notice(bot: Bot) -> None:
+    """YES out of the blue, or a forged tap on the Yes button, records nothing."""
+    await say(bot, UK, "YES")
+    await tap(bot, UK, "optin.yes")
+    await bot.idle()
+    assert await consent(bot) == []
+
+
+async def test_declining_records_no_consent(bot: Bot) -> None:
+    await say(bot, UK, "JOIN")
+    (declined,) = await tap(bot, UK, "optin.no")
+    assert "JOIN" in text_of(declined)
+    await bot.idle()
+    assert await consent(bot) == ["pending"]
+
+
+async def test_referral_starts_the_opt_in_and_is_kept_as_source(bot: Bot) -> None:
+    referral = {"source_url": "https://fb.me/x", "source_id": "ad-123", "source_type": "ad"}
+    content = {**webhooks.text("Hi, I saw your ad"), "referral": referral}
+    await bot.say(UK, content)
+    (notice,) = [r.body for r in await bot.replies(1)]
+    assert "optin.yes" in options_of(notice)
+    await tap(bot, UK, "optin.yes")
+    await bot.idle()
+    sources = await bot.sql("SELECT source FROM consent_events WHERE status='granted'")
+    assert sources == [("referral:ad-123",)]
+
+
+async def test_opt_in_question_expires_after_24_hours(bot: Bot) -> None:
+    await say(bot, UK, "JOIN")
+    later = time.time() + 25 * 3600
+    bot.services.turns._clock = lambda: later
+    (menu,) = await say(bot, UK, "YES")
+    assert "menu.my_data" in options_of(menu)
+    await bot.idle()
+    assert await consent(bot) == ["pending"]
+
+
+async def test_unknown_input_gets_a_short_reprompt_with_the_options(bot: Bot) -> None:
+    await say(bot, UK, "JOIN")
+    (again,) = await say(bot, UK, "what is this?")
+    assert text_of(again).startswith("Sorry")
+    assert len(text_of(again)) < 120
+    assert set(options_of(again)) == {"optin.yes", "optin.no"}
+
+
+@pytest.mark.parametrize("state", sorted(RESTING))
+async def test_stop_in_every_state_revokes_and_confirms(bot: Bot, state: str) -> None:
+    await say(bot, UK, "JOIN")
+    await tap(bot, UK, "optin.yes")
+    words, replies = RESTING[state]
+    await say(bot, UK, words, replies)
+    (confirmation,) = await say(bot, UK, "stop")
+    assert "START" in text_of(confirmation)
+    await bot.idle()
+    assert await consent(bot) == ["revoked"]
+    methods = await bot.sql("SELECT method FROM consent_events WHERE status='revoked'")
+    assert methods == [("whatsapp_stop",)]
+
+
+@pytest.mark.parametrize("word", STOP_WORDS)
+async def test_every_stop_word_works(bot: Bot, word: str) -> None:
+    await say(bot, GERMANY, "JOIN")
+    await tap(bot, GERMANY, "optin.yes")
+    (confirmation,) = await say(bot, GERMANY, f"  {word.lower()} ")
+    assert confirmation["type"] == "text"
+    await bot.idle()
+    assert await consent(bot) == ["revoked"]
+
+
+async def test_start_leads_back_through_the_notice(bot: Bot) -> None:
+    await say(bot, UK, "JOIN")
+    await tap(bot, UK, "optin.yes")
+    await say(bot, UK, "STOP")
+    (notice,) = await say(bot, UK, "START")
+    assert "optin.yes" in options_of(notice)
+    await bot.idle()
+    assert await consent(bot) == ["pending"]  # asked again, not silently re-consented
+    await tap(bot, UK, "optin.yes")
+    await bot.idle()
+    assert await consent(bot) == ["granted"]
+
+
+async def test_marketing_stop_from_whatsapp_settings_revokes_silently(bot: Bot) -> None:
+    await say(bot, UK, "JOIN")
+    await tap(bot, UK, "optin.yes")
+    body = webhooks.envelope(PHONE_NUMBER_ID, {})
+    change = body["entry"][0]["changes"][0]
+    change["field"] = "user_preferences"
+    change["value"]["user_preferences"] = [
+        {"wa_id": UK[1:], "detail": "User requested to stop marketing messages",
+         "category": "marketing_messages", "value": "stop", "timestamp": int(time.time())}
+    ]  # fmt: skip
+    change["value"]["contacts"] = [{"wa_id": UK[1:], "profile": {"name": "A"}}]
+    assert (await bot.post(body)).status_code == 200
+    await bot.idle()
+    assert await consent(bot) == ["revoked"]
+    assert len(bot.fake.sent) == 2  # the notice and the thanks; nothing for this
+
+
+async def test_error_131050_revokes_marketing_consent(bot: Bot) -> None:
+    await say(bot, UK, "JOIN")
+    await tap(bot, UK, "optin.yes")
+    bot.fake.fail_next(131050)
+    await bot.say(UK, "hello")
+    await bot.idle()
+    assert await consent(bot) == ["revoked"]
+
+
+async def test_my_data_summary_and_export(bot: Bot) -> None:
+    await say(bot, UK, "JOIN")
+    await tap(bot, UK, "optin.yes")
+    summary, menu = await say(bot, UK, "MY DATA", 2)
+    text = text_of(summary)
+    assert "+44•••" in text and UK not in text  # masked
+    assert "the GDPR" in text and "given" in text and "double opt-in" in text
+    assert set(options_of(menu)) == {"my_data.export", "my_data.erase", "menu.back"}
+
+    (document,) = await tap(bot, UK, "my_data.export")
+    assert document["type"] == "document"
+    media_id = document["document"]["id"]
+    content, mime, filename = bot.fake.media[media_id]
+    assert (mime, filename) == ("application/json", "my-data.json")
+    doc = json.loads(content)
+    assert doc["contact"]["phone"] == UK
+    assert doc["contact"]["jurisdiction"]["law"] == "gdpr"
+    (marketing,) = doc["consents"]
+    assert marketing["purpose"] == "marketing" and marketing["status"] == "granted"
+    assert [h["status"] for h in marketing["history"]] == ["pending", "granted"]
+    assert any(m["direction"] == "in" for m in doc["messages"])
+    events = {a["event"] for a in doc["audit"]}
+    assert {"message_received", "consent_granted", "data_access"} <= events
+
+
+async def test_erasure_leaves_only_suppression_and_pseudonymous_audit(bot: Bot) -> None:
+    await say(bot, UK, "JOIN")
+    await tap(bot, UK, "optin.yes")
+    (explain,) = await say(bot, UK, "DELETE MY DATA")
+    assert "cannot be undone" in text_of(explain)
+    (farewell,) = await say(bot, UK, "YES")
+    assert "erased" in text_of(farewell)
+    await bot.idle()
+    kr = bot.services.keyring
+    for table in ["contacts", "consents", "consent_events", "messages", "inbox"]:
+        assert await bot.sql(f"SELECT count(*) FROM {table}") == [(0,)], table
+    keys = await bot.sql("SELECT id FROM data_keys")
+    assert {k[0] for k in keys} == {"system-inbox", "system-outbox"}
+    assert await bot.sql("SELECT phone_index FROM suppressions") == [(kr.blind_index("phone", UK),)]
+    actors = {a[0] for a in await bot.sql("SELECT DISTINCT actor FROM audit")}
+    assert len(actors) == 1 and UK not in next(iter(actors))
+    events = [e[0] for e in await bot.sql("SELECT event FROM audit ORDER BY id")]
+    assert events[-1] == "data_deletion"
+
+    # Afterwards the person is unknown: a new message starts from scratch.
+    (menu,) = await say(bot, UK, "hello")
+    assert "menu.join" in options_of(menu)
+    await bot.idle()
+    assert await consent(bot) == []
+
+
+async def test_erasure_can_be_cancelled(bot: Bot) -> None:
+    await say(bot, UK, "DELETE MY DATA")
+    await tap(bot, UK, "erase.no")
+    await bot.idle()
+    assert await bot.sql("SELECT count(*) FROM contacts") == [(1,)]
+
+
+async def test_stated_residence_overrides_the_number(bot: Bot) -> None:
+    (ask,) = await say(bot, CALIFORNIA, "RESIDENCE")
+    assert "residence.DE" in options_of(ask)
+    (done,) = await tap(bot, CALIFORNIA, "residence.DE")
+    assert "GDPR" in text_of(done)
+    (notice,) = await say(bot, CALIFORNIA, "JOIN")
+    assert "GDPR" in text_of(notice) and "Do Not Sell" not in text_of(notice)
+
+
+async def test_residence_can_be_typed(bot: Bot) -> None:
+    await say(bot, UK, "RESIDENCE")
+    (done,) = await say(bot, UK, "I live in California")
+    assert "CCPA" in text_of(done)
+    (notice,) = await say(bot, UK, "JOIN")
+    assert "Do Not Sell or Share My Personal Information" in text_of(notice)
+
+
+async def test_residence_not_understood_asks_again(bot: Bot) -> None:
+    await say(bot, UK, "RESIDENCE")
+    (again,) = await say(bot, UK, "somewhere nice")
+    assert "residence.DE" in options_of(again)
+
+
+async def test_language_choice_sticks(bot: Bot) -> None:
+    (ask,) = await say(bot, UK, "LANGUAGE")
+    assert {"language.de", "language.pt"} <= set(options_of(ask))
+    (done,) = await tap(bot, UK, "language.de")
+    assert "Deutsch" in text_of(done)
+    (menu,) = await say(bot, UK, "hallo")
+    assert "Datenschutz" in text_of(menu)
+
+
+async def test_handoff_keeps_the_bot_quiet_but_for_privacy_words(bot: Bot) -> None:
+    (waiting,) = await say(bot, UK, "AGENT")
+    assert "STOP" in text_of(waiting)
+    await bot.say(UK, "hello, anyone there?")
+    await bot.idle()
+    assert len(bot.fake.sent) == 1
+    await say(bot, UK, "MY DATA", 2)
+    assert (await bot.sql("SELECT count(*) FROM contacts WHERE handoff_at IS NOT NULL")) == [(1,)]
+    (stopped,) = await say(bot, UK, "STOP")
+    assert "START" in text_of(stopped)
