@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,12 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.app import create_app
 from bot.simulator import webhooks
-from bot.simulator.fake_graph import FakeGraph
-from bot.simulator.fake_graph import create_app as create_fake_app
-from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, TOKEN, make_settings
-from tests.servers import running
+from tests.conftest import APP_SECRET, PHONE_NUMBER_ID
+from tests.threaded import ThreadedBot
 
 ALLOWED = {200, 400, 401, 413}
 
@@ -56,47 +50,6 @@ meta_keys = st.sampled_from(
         "field",
     ]
 )
-
-
-class ThreadedBot:
-    """The bot and the fake Graph API on their own event loop, for synchronous hypothesis."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.stop_event: asyncio.Event | None = None
-        self.url = ""
-        self.tmp = tmp
-        self.thread = threading.Thread(target=self.loop.run_until_complete, args=(self._main(),))
-        self.errors: list[BaseException] = []
-
-    async def _main(self) -> None:
-        self.stop_event = asyncio.Event()
-        try:
-            fake = FakeGraph(phone_number_id=PHONE_NUMBER_ID, tokens=[TOKEN])
-            async with running(create_fake_app(fake)) as graph_url:
-                settings_ = make_settings(
-                    f"sqlite+aiosqlite:///{self.tmp / 'bot.db'}", graph_url + "/v21.0"
-                )
-                self.app = create_app(settings_)
-                async with running(self.app) as url:
-                    self.url = url
-                    self.ready.set()
-                    await self.stop_event.wait()
-        except BaseException as exc:  # reported by the test
-            self.errors.append(exc)
-            self.ready.set()
-
-    def __enter__(self) -> ThreadedBot:
-        self.thread.start()
-        assert self.ready.wait(30) and not self.errors, self.errors
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.stop_event is not None
-        self.loop.call_soon_threadsafe(self.stop_event.set)
-        self.thread.join(30)
-        assert not self.errors, self.errors
 
 
 @pytest.fixture(scope="module")

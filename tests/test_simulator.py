@@ -23,15 +23,39 @@ from sqlalchemy import text
 from bot.app import Services, create_app
 from bot.cli import main as cli_main
 from bot.config import Settings
-from bot.simulator.chat import run_chat
+from bot.simulator.chat import format_message, options_of, run_chat
 from bot.simulator.fake_graph import FakeGraph, SentMessage
 from bot.simulator.routes import describe, own_url, parse_e164
-from bot.whatsapp.messages import ListMessage, Recipient, Row, graph_body
 from tests.conftest import APP_SECRET, make_settings, random_key, require
 from tests.servers import free_port, free_socket, running
 
 ALICE = "+447700900123"
-MENU = ["My data", "Join", "Help"]
+# The main menu (flows/menu.yaml) is a list; the English catalog titles its rows.
+MENU_BUTTON = "Options"
+MENU_IDS = [
+    "menu.join",
+    "menu.my_data",
+    "menu.erase",
+    "menu.residence",
+    "menu.language",
+    "menu.agent",
+    "menu.stop",
+]
+MENU = [
+    "Join our updates",
+    "My data",
+    "Delete my data",
+    "Where I live",
+    "Language",
+    "Talk to a person",
+    "Stop messages",
+]
+MY_DATA_HINT = "See what we hold about you and get a copy"
+SUMMARY = "Here is everything we hold about you:"
+# After the summary, flows/my_data.yaml asks what next, with three buttons.
+NEXT = "What would you like to do next?"
+NEXT_IDS = ["my_data.export", "my_data.erase", "menu.back"]
+NEXT_BUTTONS = ["Get a copy", "Delete my data", "Menu"]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -43,9 +67,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOT = Path("/tmp/simulator.png")
+SCREENSHOT = Path("/tmp/simulator-flows.png")
 LIST_SCREENSHOT = Path("/tmp/simulator-list.png")
-DESC = "Delete what we hold"
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -73,12 +96,14 @@ class Sim:
         assert response.status_code == 200, response.text
         return response.json()
 
-    async def wait_messages(self, after: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """Poll like the page does until the bot sent something new."""
+    async def wait_messages(
+        self, after: int, count: int = 1, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Poll like the page does until the bot sent `count` new messages (or more)."""
         async with asyncio.timeout(timeout):
             while True:
                 found = await self.messages(after)
-                if found:
+                if len(found) >= count:
                     return found
                 await asyncio.sleep(0.05)
 
@@ -179,38 +204,78 @@ def test_describe_list_template_document_and_unknown() -> None:
 # --------------------------------------------------------------------------- API
 
 
-async def test_text_and_button_go_through_the_signed_webhook(sim: Sim) -> None:
+def _assert_main_menu(message: dict[str, Any]) -> None:
+    assert message["kind"] == "list", message
+    assert "privacy assistant" in message["text"]
+    assert message["buttons"] == []
+    assert message["list"]["button"] == MENU_BUTTON
+    rows = message["list"]["rows"]
+    assert [(r["id"], r["title"]) for r in rows] == list(zip(MENU_IDS, MENU, strict=True))
+    assert all(r["description"] for r in rows)  # every row explains itself
+
+
+def _assert_my_data(summary: dict[str, Any], next_step: dict[str, Any]) -> None:
+    assert summary["kind"] == "text"
+    assert summary["text"].startswith(SUMMARY)
+    assert (summary["buttons"], summary["list"]) == ([], None)
+    assert next_step["kind"] == "buttons"
+    assert next_step["text"] == NEXT
+    buttons = [(b["id"], b["title"]) for b in next_step["buttons"]]
+    assert buttons == list(zip(NEXT_IDS, NEXT_BUTTONS, strict=True))
+
+
+async def test_text_list_row_and_button_go_through_the_signed_webhook(sim: Sim) -> None:
     response = await sim.send({"from": ALICE, "name": "Alice", "text": "hello"})
     assert response.status_code == 200, response.text
     assert response.json()["status"] == 200
     assert await sim.in_inbox(response.json()["wamid"])
 
     (menu,) = await sim.wait_messages(-1)
-    assert menu["kind"] == "buttons"
-    assert "privacy assistant" in menu["text"]
-    assert [b["title"] for b in menu["buttons"]] == MENU
+    _assert_main_menu(menu)
 
-    my_data = menu["buttons"][0]
-    reply = {"type": "button_reply", "id": my_data["id"], "title": my_data["title"]}
+    # Tap the "My data" row of the menu list: a list_reply, as WhatsApp sends it.
+    row = menu["list"]["rows"][MENU_IDS.index("menu.my_data")]
+    chosen = {"type": "list_reply", "id": row["id"], "title": row["title"]}
+    picked = await sim.send({"from": ALICE, "reply": chosen | {"description": row["description"]}})
+    assert picked.json()["status"] == 200
+    assert await sim.in_inbox(picked.json()["wamid"])
+    summary, next_step = await sim.wait_messages(menu["index"], count=2)
+    assert menu["index"] < summary["index"] < next_step["index"]
+    _assert_my_data(summary, next_step)
+
+    # Tap the "Menu" button under it: a button_reply, and the menu comes back.
+    back = next_step["buttons"][NEXT_IDS.index("menu.back")]
+    reply = {"type": "button_reply", "id": back["id"], "title": back["title"]}
     clicked = await sim.send({"from": ALICE, "reply": reply})
     assert clicked.json()["status"] == 200
     assert await sim.in_inbox(clicked.json()["wamid"])
-    (second,) = await sim.wait_messages(menu["index"])
-    assert second["index"] > menu["index"]
-    assert await sim.messages(second["index"]) == []
+    (again,) = await sim.wait_messages(next_step["index"])
+    _assert_main_menu(again)
+    assert await sim.messages(again["index"]) == []
     assert await sim.messages(-1, to="+6591234567") == []  # other numbers see nothing
 
     # Meta's status webhooks flow back: the outbound rows reach "delivered".
     async with asyncio.timeout(10):
         while True:
             rows = await sim.sql("SELECT status FROM messages WHERE direction = 'out'")
-            if len(rows) == 2 and {r.status for r in rows} == {"delivered"}:
+            if len(rows) == 4 and {r.status for r in rows} == {"delivered"}:
                 break
             await asyncio.sleep(0.05)
     statuses = await sim.sql("SELECT count(*) FROM inbox WHERE kind = 'status'")
-    assert statuses[0][0] >= 4  # sent + delivered for each reply
+    assert statuses[0][0] >= 8  # sent + delivered for each reply
     sends = [r for r in sim.fake.requests if r.path.endswith("/messages")]
+    assert len([r for r in sends if r.json.get("status") != "read"]) == 4  # not read receipts
     assert all(r.headers["authorization"] == "Bearer simulator-token" for r in sends)
+
+
+async def test_join_keyword_asks_for_consent_with_yes_and_no(sim: Sim) -> None:
+    response = await sim.send({"from": ALICE, "text": "JOIN"})
+    assert response.json()["status"] == 200
+    (notice,) = await sim.wait_messages(-1)
+    assert notice["kind"] == "buttons"
+    assert notice["text"].startswith("Before you join:")
+    buttons = [(b["id"], b["title"]) for b in notice["buttons"]]
+    assert buttons == [("optin.yes", "Yes"), ("optin.no", "No")]
 
 
 BAD_SENDS: list[tuple[Any, str]] = [
@@ -277,23 +342,6 @@ async def test_simulator_is_absent_in_live_mode(sqlite_url: str) -> None:
 # --------------------------------------------------------------------------- browser
 
 
-async def _bot_sends_a_list(sim: Sim) -> None:
-    """Play the bot: a list message through the fake Graph API, as the outbox would send it."""
-    listing = ListMessage(
-        body="Which right do you want to use?",
-        button="Your rights",
-        sections=(("Your data", (Row("rights.copy", "Copy"), Row("rights.erase", "Erase", DESC))),),
-        header="Privacy",
-        footer="You can also send STOP",
-    )
-    response = await sim.http.post(
-        f"/simulator/graph/v21.0/{sim.fake.phone_number_id}/messages",
-        json=graph_body(listing, Recipient(wa_id=ALICE.lstrip("+"))),
-        headers={"Authorization": "Bearer simulator-token"},
-    )
-    assert response.status_code == 200, response.text
-
-
 async def test_browser_chat_with_real_clicks(sim: Sim) -> None:
     require(CHROMIUM.exists(), "Chromium not installed (apt-get install chromium)")
     from playwright.async_api import async_playwright
@@ -323,44 +371,80 @@ async def test_browser_chat_with_real_clicks(sim: Sim) -> None:
                 await page.click("#send")
             assert await sim.in_inbox((await (await typed.value).json())["wamid"])
 
-            first = page.locator(".bot-message").first
-            await first.locator("button.reply-button[data-id]").first.wait_for(timeout=10_000)
-            titles = await first.locator("button.reply-button").all_text_contents()
-            assert titles == MENU
+            # The bot's first answer is the main menu: a list behind an "Options" button.
+            bot = page.locator(".bot-message")
+            menu = bot.first
+            opener = menu.locator("button.list-open")
+            await opener.wait_for(timeout=10_000)
+            assert await menu.get_attribute("data-kind") == "list"
+            assert (await opener.text_content() or "").endswith(MENU_BUTTON)
+            assert await menu.locator("button.reply-button").count() == 0
+            row = menu.locator('button.list-row[data-id="menu.my_data"]')
+            assert await row.is_hidden()  # closed until the list button is tapped
+            await opener.click()
+            await row.wait_for()
+            assert await opener.get_attribute("aria-expanded") == "true"
+            assert await menu.locator("button.list-row .row-title").all_text_contents() == MENU
+            ids = await menu.locator("button.list-row").evaluate_all(
+                "rows => rows.map(r => r.dataset.id)"
+            )
+            assert ids == MENU_IDS
+            await page.screenshot(path=str(LIST_SCREENSHOT))
             sent_before = len(sim.fake.sent)
 
-            my_data = first.locator('button.reply-button[data-id="menu.my_data"]')
+            async with page.expect_response("**/simulator/api/send") as picked:
+                await row.click()
+            assert (await picked.value).request.post_data_json == {
+                "from": ALICE,
+                "reply": {
+                    "type": "list_reply",
+                    "id": "menu.my_data",
+                    "title": "My data",
+                    "description": MY_DATA_HINT,
+                },
+            }
+            picked_wamid = (await (await picked.value).json())["wamid"]
+            assert await row.is_hidden()  # the list closes once a row is chosen
+
+            # "My data" answers twice: the summary, then what next, with reply buttons.
+            await bot.nth(2).wait_for(timeout=10_000)
+            summary, next_step = bot.nth(1), bot.nth(2)
+            assert await summary.get_attribute("data-kind") == "text"
+            assert (await summary.locator(".text").text_content() or "").startswith(SUMMARY)
+            assert await next_step.locator(".text").text_content() == NEXT
+            buttons = next_step.locator("button.reply-button")
+            assert await buttons.all_text_contents() == NEXT_BUTTONS
+            assert await buttons.evaluate_all("bs => bs.map(b => b.dataset.id)") == NEXT_IDS
+
+            back = next_step.locator('button.reply-button[data-id="menu.back"]')
             async with page.expect_response("**/simulator/api/send") as tapped:
-                await my_data.click()
+                await back.click()
+            assert (await tapped.value).request.post_data_json == {
+                "from": ALICE,
+                "reply": {"type": "button_reply", "id": "menu.back", "title": "Menu"},
+            }
             tapped_wamid = (await (await tapped.value).json())["wamid"]
-            await page.locator(".bot-message").nth(1).wait_for(timeout=10_000)
+
+            # The menu comes back, as a fresh list.
+            again = bot.nth(3)
+            await again.locator("button.list-open").wait_for(timeout=10_000)
+            assert await again.get_attribute("data-kind") == "list"
+            assert await bot.count() == 4
 
             users = await page.locator(".user-message .text").all_text_contents()
-            assert users == ["hello", "My data"]
-
-            await _bot_sends_a_list(sim)
-            await page.locator("button.list-open").click()
-            row = page.locator('button.list-row[data-id="rights.erase"]')
-            await row.wait_for()
-            await page.screenshot(path=str(LIST_SCREENSHOT))
-            async with page.expect_request("**/simulator/api/send") as chosen:
-                await row.click()
-            assert (await chosen.value).post_data_json["reply"] == {
-                "type": "list_reply",
-                "id": "rights.erase",
-                "title": "Erase",
-                "description": "Delete what we hold",
-            }
-            await page.locator(".bot-message").nth(3).wait_for(timeout=10_000)
-            assert await row.is_hidden()  # the list closes once a row is chosen
+            assert users == ["hello", "My data", "Menu"]
+            assert await page.locator(".user-message .failed").count() == 0
             assert await page.locator("#error").is_hidden()
             await page.screenshot(path=str(SCREENSHOT))
         finally:
             await browser.close()
 
     assert problems == []
-    assert await sim.in_inbox(tapped_wamid)  # the click became a signed button_reply webhook
-    assert len(sim.fake.sent) > sent_before  # and the bot answered it through the Graph API
+    # The row and the button became signed list_reply / button_reply webhooks...
+    assert await sim.in_inbox(picked_wamid)
+    assert await sim.in_inbox(tapped_wamid)
+    # ...and the bot answered them through the Graph API: summary, what next, menu.
+    assert len(sim.fake.sent) == sent_before + 3
     inbound = await sim.sql("SELECT count(*) FROM messages WHERE direction = 'in'")
     assert inbound[0][0] == 3
 
@@ -403,28 +487,122 @@ async def _chat(tmp_path: Path, stdin: str, *args: str, **env: str) -> tuple[int
     return proc.returncode, out.decode(), err.decode()
 
 
-def _assert_menu_then_tap(out: str, tapped: str) -> None:
-    assert "you: hello" in out
-    assert out.count("bot: Hi! I am the privacy assistant") == 2, out
+def _greetings(out: str) -> int:
+    return sum(
+        line.startswith("bot: Hi!") and "privacy assistant" in line for line in out.split("\n")
+    )
+
+
+def _assert_menu(out: str, times: int) -> None:
+    """The menu list, its button and its rows numbered from 1, shown `times` times."""
+    assert _greetings(out) == times, out
+    assert out.count(f"[{MENU_BUTTON}]") == times, out
     for n, title in enumerate(MENU, 1):
-        assert f"[{n}] {title}" in out
-    assert f"you: [{tapped}]" in out
+        assert out.count(f"[{n}] {title}") == times, (title, out)
 
 
 async def test_terminal_chat_against_a_running_bot(sim: Sim, tmp_path: Path) -> None:
-    code, out, err = await _chat(tmp_path, "hello\n1\n/quit\n", "--url", sim.url)
+    # "2" taps the menu row "My data"; then "3" taps the button "Menu" under the summary.
+    code, out, err = await _chat(tmp_path, "hello\n2\n3\n/quit\n", "--url", sim.url)
     assert code == 0, err
-    _assert_menu_then_tap(out, "My data")
-    assert len(sim.fake.messages_for(ALICE)) == 2
-    assert await sim.sql("SELECT count(*) FROM messages WHERE direction = 'in'") == [(2,)]
+    assert "you: hello" in out
+    _assert_menu(out, times=2)
+    assert "you: [My data]" in out
+    assert f"bot: {SUMMARY}" in out
+    assert f"bot: {NEXT}" in out
+    for n, title in enumerate(NEXT_BUTTONS, 1):
+        assert f"[{n}] {title}\n" in out + "\n"
+    assert "you: [Menu]" in out
+    # In that order: menu, tap, summary, next step, tap, menu again.
+    marks = ["you: hello", "[2] My data", "you: [My data]", SUMMARY, NEXT, "you: [Menu]"]
+    positions = [out.index(mark) for mark in marks]
+    assert positions == sorted(positions), out
+    assert out.rindex("bot: Hi!") > positions[-1]  # the menu again
+
+    sent = sim.fake.messages_for(ALICE)
+    assert [m.body["type"] for m in sent] == ["interactive", "text", "interactive", "interactive"]
+    assert [m.body["interactive"]["type"] for m in sent if m.body["type"] == "interactive"] == [
+        "list",
+        "button",
+        "list",
+    ]
+    assert await sim.sql("SELECT count(*) FROM messages WHERE direction = 'in'") == [(3,)]
 
 
 async def test_terminal_chat_starts_its_own_bot(tmp_path: Path) -> None:
     """Nothing listens at BOT_HOST:BOT_PORT: the chat runs a simulator bot in-process."""
-    code, out, err = await _chat(tmp_path, "hello\n3\n", BOT_PORT=str(free_port()))
+    # "1" taps the menu row "Join our updates", then "1" taps the notice's "Yes".
+    code, out, err = await _chat(tmp_path, "hello\n1\n1\n", BOT_PORT=str(free_port()))
     assert code == 0, err  # end of input is a normal exit
     assert "running inside this chat" in err
-    _assert_menu_then_tap(out, "Help")
+    assert "you: hello" in out
+    _assert_menu(out, times=1)
+    assert "you: [Join our updates]" in out
+    assert "bot: Before you join:" in out
+    assert "[1] Yes" in out and "[2] No" in out
+    assert "you: [Yes]" in out
+    assert "bot: Thank you" in out and "consent" in out.split("you: [Yes]")[1]
+
+
+def test_terminal_chat_numbers_list_rows_and_buttons() -> None:
+    """Rows are tapped as list_reply (with their description), buttons as button_reply."""
+    listing = _sent(
+        {
+            "type": "interactive",
+            "interactive": {
+                "type": "list",
+                "body": {"text": "Pick one"},
+                "action": {
+                    "button": "Options",
+                    "sections": [
+                        {
+                            "rows": [
+                                {"id": "menu.join", "title": "Join our updates"},
+                                {"id": "menu.my_data", "title": "My data", "description": "All"},
+                            ]
+                        }
+                    ],
+                },
+            },
+        }
+    )
+    rows = options_of(listing)
+    assert [o.reply() for o in rows] == [
+        {"type": "list_reply", "id": "menu.join", "title": "Join our updates"},
+        {"type": "list_reply", "id": "menu.my_data", "title": "My data", "description": "All"},
+    ]
+    assert format_message(listing, rows).splitlines() == [
+        "bot: Pick one",
+        "     [Options]",
+        "     [1] Join our updates",
+        "     [2] My data - All",
+    ]
+
+    buttons = _sent(
+        {
+            "type": "interactive",
+            "interactive": {
+                "type": "button",
+                "body": {"text": "Next?"},
+                "action": {
+                    "buttons": [
+                        {"type": "reply", "reply": {"id": "my_data.export", "title": "Get a copy"}},
+                        {"type": "reply", "reply": {"id": "menu.back", "title": "Menu"}},
+                    ]
+                },
+            },
+        }
+    )
+    taps = options_of(buttons)
+    assert [o.reply() for o in taps] == [
+        {"type": "button_reply", "id": "my_data.export", "title": "Get a copy"},
+        {"type": "button_reply", "id": "menu.back", "title": "Menu"},
+    ]
+    assert format_message(buttons, taps).splitlines() == [
+        "bot: Next?",
+        "     [1] Get a copy",
+        "     [2] Menu",
+    ]
 
 
 def test_terminal_chat_with_nothing_at_url_fails(
