@@ -7,9 +7,10 @@ runner are made here and passed to whoever needs them. Connections open in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from quart import Quart, Response
@@ -21,6 +22,7 @@ from bot.conversation.render import Renderer
 from bot.crypto import DataKey, Keyring, WrappedKey
 from bot.i18n import Texts
 from bot.metrics import Metrics
+from bot.privacy.retention import purge_forever
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.conversation import Settings as TextSettings
 from bot.runtime.outbox import Outbox, OutItem
@@ -57,6 +59,8 @@ class Services:
     metrics: Metrics
     webhook: WebhookDeps
     outbox_key: DataKey | None = None
+    purge_stop: asyncio.Event = field(default_factory=asyncio.Event)
+    purge_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.db.start()
@@ -65,9 +69,15 @@ class Services:
         self.webhook.inbox_key = inbox_key
         await self.outbox.start(await self._recover_outbox())
         await self.turns.start(inbox_key)
+        self.purge_task = asyncio.create_task(
+            purge_forever(self.db, self.settings, self.purge_stop), name="retention"
+        )
         log.info("bot started: database=%s simulator=%s", self.db.dialect, self.settings.simulator)
 
     async def stop(self) -> None:
+        self.purge_stop.set()
+        if self.purge_task is not None:
+            await self.purge_task
         await self.turns.stop()
         await self.outbox.stop()
         await self.db.stop()
@@ -110,6 +120,9 @@ class Services:
                     body=body,
                     attempts=row.attempts,
                     farewell=farewell,
+                    actor=self.keyring.blind_index("pseudonym", row.contact_id)
+                    if row.contact_id
+                    else "system",
                 )
             )
         if items:
@@ -182,6 +195,7 @@ def text_settings(settings: Settings) -> TextSettings:
         dpo_contact=settings.BOT_DPO_CONTACT,
         local_contact=settings.BOT_LOCAL_CONTACT,
         policy_version=settings.BOT_POLICY_VERSION,
+        retention_days=settings.retention_days,
     )
 
 

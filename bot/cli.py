@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from bot.config import Settings, SettingsError, dev_env_file, load_settings
+from bot.crypto import CryptoError
 from bot.operator import OperatorError
 
 DEV_ENV = Path("var/dev.env")
@@ -153,6 +154,49 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    from bot.privacy.retention import purge
+    from bot.store.db import Database
+
+    settings = _settings(args.dev)
+
+    async def run() -> dict[str, int]:
+        db = Database(settings.DATABASE_URL)
+        await db.start()
+        try:
+            return await purge(db, settings.retention_days, settings.BOT_INBOX_KEEP_DAYS)
+        finally:
+            await db.stop()
+
+    counts = asyncio.run(run())
+    print("purged: " + ", ".join(f"{name}={n}" for name, n in counts.items()))
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from bot.crypto import Keyring
+    from bot.keys import rotate
+    from bot.store.db import Database
+
+    settings = _settings(args.dev)
+    keyring = Keyring(settings.master_keys, settings.index_key)
+
+    async def run() -> int:
+        db = Database(settings.DATABASE_URL)
+        await db.start()
+        try:
+            result = await rotate(db, keyring, batch_size=args.batch)
+        finally:
+            await db.stop()
+        print(
+            f"re-wrapped {result.rewrapped} data keys in {result.batches} batches "
+            f"under {keyring.active_kid}; {result.left} left under other keys"
+        )
+        return 0 if result.left == 0 else 1
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,6 +229,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--dev", action="store_true", help="use the development secrets in var/")
         p.set_defaults(func=func)
 
+    p = sub.add_parser("purge", help="delete what is past its retention period (audited)")
+    p.add_argument("--dev", action="store_true", help="use the development secrets in var/")
+    p.set_defaults(func=cmd_purge)
+
+    p = sub.add_parser("keys", help="re-wrap every data key under the active master key")
+    p.add_argument("action", choices=["rotate"])
+    p.add_argument("--batch", type=int, default=500, help="data keys per transaction")
+    p.add_argument("--dev", action="store_true", help="use the development secrets in var/")
+    p.set_defaults(func=cmd_keys)
+
     p = sub.add_parser("audit", help="verify the hash-chained audit log")
     p.add_argument("action", choices=["verify"])
     p.add_argument("--expect-head", default=None, help="the head hash kept from an earlier run")
@@ -197,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except OperatorError as exc:
+    except (OperatorError, CryptoError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

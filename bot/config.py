@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     BOT_DPO_CONTACT: str = "privacy@example.com"
     BOT_LOCAL_CONTACT: str = "privacy-sg@example.com"
     BOT_POLICY_VERSION: str = "2026-01"
+    BOT_RETENTION: str = "otp:1,marketing:30,transactional:90,service:90,utility:90,support:180"
+    BOT_INBOX_KEEP_DAYS: int = Field(default=7, ge=1, le=365)
+    BOT_PURGE_INTERVAL: int = Field(default=3600, ge=0)
     BOT_FLOWS_DIR: str = ""
     BOT_LOCALES_DIR: str = ""
 
@@ -84,6 +87,12 @@ class Settings(BaseSettings):
     @classmethod
     def _check_master_keys(cls, value: str) -> str:
         parse_master_keys(value)
+        return value
+
+    @field_validator("BOT_RETENTION")
+    @classmethod
+    def _check_retention(cls, value: str) -> str:
+        parse_retention(value)
         return value
 
     @field_validator("BOT_INDEX_KEY")
@@ -171,6 +180,10 @@ class Settings(BaseSettings):
         return _b64_32(self.BOT_INDEX_KEY)
 
     @property
+    def retention_days(self) -> dict[str, int]:
+        return parse_retention(self.BOT_RETENTION)
+
+    @property
     def flows_dir(self) -> Path:
         return Path(self.BOT_FLOWS_DIR) if self.BOT_FLOWS_DIR else PROJECT / "flows"
 
@@ -184,6 +197,17 @@ class Settings(BaseSettings):
         if self.DATABASE_URL.startswith(prefix):
             return Path(self.DATABASE_URL[len(prefix) :])
         return None
+
+
+def parse_retention(value: str) -> dict[str, int]:
+    """`otp:1,marketing:30` → days to keep messages of each category."""
+    days: dict[str, int] = {}
+    for part in value.split(","):
+        category, sep, number = part.strip().partition(":")
+        if not sep or not category or not number.strip().isdigit() or int(number) < 1:
+            raise ValueError("write category:days pairs, e.g. otp:1,marketing:30")
+        days[category.strip()] = int(number)
+    return days
 
 
 def parse_master_keys(value: str) -> list[MasterKey]:

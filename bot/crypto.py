@@ -134,6 +134,21 @@ class Keyring:
             self._cache.popitem(last=False)
         return dk
 
+    def rewrap(self, key_id: str, wrapped: WrappedKey) -> WrappedKey:
+        """The same data key, wrapped under the active master key (key rotation).
+
+        Sealed fields are untouched: only the small wrapped key changes.
+        """
+        master = self._masters.get(wrapped.kid)
+        if master is None:
+            raise CryptoError(f"master key {wrapped.kid!r} is not configured")
+        nonce, ct = wrapped.wrapped[:_NONCE], wrapped.wrapped[_NONCE:]
+        try:
+            key = AESGCM(master).decrypt(nonce, ct, b"datakey/" + key_id.encode())
+        except InvalidTag:
+            raise CryptoError("data key does not unwrap") from None
+        return self.wrap(DataKey(key_id=key_id, key=key))
+
     def forget(self, key_id: str) -> None:
         """Drop a cached data key (after erasure the key must not linger in memory)."""
         self._cache.pop(key_id, None)

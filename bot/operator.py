@@ -64,7 +64,7 @@ async def export_person(settings: Settings, number: str) -> dict[str, Any]:
             empty = access.Held(consents=[], counts={}, messages=[], audit=[])
             doc = access.export_document(
                 empty, contact=None, dk=None, profile=None, jurisdiction=None,
-                language=None, controller=controller,
+                language=None, controller=controller, retention=settings.retention_days,
             )  # fmt: skip
             outcome, actor_of = "not_found", None
         else:
@@ -76,6 +76,7 @@ async def export_person(settings: Settings, number: str) -> dict[str, Any]:
                 held, contact=access.contact_view(row, dk, e164), dk=dk, profile=profile,
                 jurisdiction=decide(profile.residence, e164),
                 language=language_for(profile.language, e164), controller=controller,
+                retention=settings.retention_days,
             )  # fmt: skip
             outcome, actor_of = "ok", pseudonym
         event = audit.Event(

@@ -21,7 +21,10 @@ from bot.privacy.jurisdiction import Jurisdiction
 from bot.privacy.profile import Profile
 from bot.store import privacy as store
 
-RETENTION_DAYS = {"otp": 1, "marketing": 30, "service": 90, "transactional": 90, "support": 180}
+
+def keep_days(retention: dict[str, int], category: str) -> int:
+    """Days a category is kept; unknown categories get the longest period (as purge does)."""
+    return retention.get(category, max(retention.values(), default=90))
 
 
 def iso(ts: float | None) -> str | None:
@@ -88,6 +91,7 @@ def summary_lines(
     language_name: str,
     handoffs: int,
     text: Any,
+    retention: dict[str, int],
 ) -> str:
     """The chat summary; `text(message_id, **params)` renders in the person's language."""
     lines = [text("data.header"), text("data.number", number=mask(e164)), text("data.name")]
@@ -113,7 +117,7 @@ def summary_lines(
             )
         )
     for category, count in sorted(held.counts.items()):
-        days = RETENTION_DAYS.get(category, 90)
+        days = keep_days(retention, category)
         lines.append(text("data.messages", count=count, category=category, days=days))
     lines.append(text("data.handoffs", count=handoffs))
     return "\n".join(lines)
@@ -147,6 +151,7 @@ def export_document(
     jurisdiction: Jurisdiction | None,
     language: str | None,
     controller: dict[str, str],
+    retention: dict[str, int],
 ) -> dict[str, Any]:
     messages = []
     for m in held.messages:
@@ -161,7 +166,7 @@ def export_document(
                 "status": m["status"],
                 "error_code": m["error_code"],
                 "at": iso(m["created_at"]),
-                "kept_until": iso(m["created_at"] + RETENTION_DAYS.get(m["category"], 90) * 86400),
+                "kept_until": iso(m["created_at"] + keep_days(retention, m["category"]) * 86400),
                 "content": content,
             }
         )

@@ -74,6 +74,7 @@ class Settings:
     dpo_contact: str
     local_contact: str
     policy_version: str
+    retention_days: dict[str, int] = field(default_factory=dict)
 
     @property
     def params(self) -> dict[str, str]:
@@ -276,6 +277,7 @@ class ConversationTurn:
         return access.summary_lines(
             held, e164=who.e164, jurisdiction=jur, language=lang,
             language_name=language_name(lang), handoffs=handoffs, text=text,
+            retention=self._settings.retention_days,
         )[:4096]  # fmt: skip
 
     async def _export(self, who: Who, jur: Jurisdiction, lang: str) -> Document:
@@ -285,6 +287,7 @@ class ConversationTurn:
         doc = access.export_document(
             held, contact=self.contact_view(who), dk=who.dk, profile=who.profile,
             jurisdiction=jur, language=lang, controller=self.controller,
+            retention=self._settings.retention_days,
         )  # fmt: skip
         caption = self._renderer.text(lang, jur.law.value, "my_data.exported")
         return Document(
@@ -350,8 +353,9 @@ class ConversationTurn:
         now: float,
     ) -> list[OutItem]:
         cid, dk = who.contact_id, who.dk
-        inbound = _message_row(dk, cid, "in", msg.type, msg.raw, "received", now,
-                               self._kr.blind_index("wamid", msg.id))  # fmt: skip
+        # No wamid index on inbound rows: the inbox's event key deduplicates, and a
+        # unique index here would outlive it and trip a (very) late redelivery.
+        inbound = _message_row(dk, cid, "in", msg.type, msg.raw, "received", now)
         rows, items = [inbound], []
         key = self._system_key() if out.erased else dk
         for reply in out.replies:
@@ -360,7 +364,9 @@ class ConversationTurn:
                 key, None if out.erased else cid, "out", reply.kind, body, "queued", now
             )
             rows.append(row)
-            items.append(OutItem(row["id"], pace_key, body, farewell=out.erased))
+            items.append(
+                OutItem(row["id"], pace_key, body, farewell=out.erased, actor=who.pseudonym)
+            )
         received = audit.Event(
             who.pseudonym, "message_received", state_before=before,
             state_after=who.profile.state, detail={"type": msg.type[:24]},

@@ -21,6 +21,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Connection
+
+from bot import audit
 from bot.store import outbox as store
 from bot.store.db import Database
 from bot.whatsapp.client import GraphClient
@@ -52,6 +55,7 @@ class OutItem:
     attempts: int = 0
     durable: bool = True  # read receipts are best effort and have no row
     farewell: bool = False  # the message after an erasure: its row goes once sent
+    actor: str = audit.SYSTEM  # the person's pseudonym, for the audit trail
     not_before: float = field(default=0.0)
 
 
@@ -189,12 +193,14 @@ class Outbox:
             sent = await self._client.send(await self._with_upload(item.body))
         except GraphError as err:
             return await self._failed(item, err, kind)
-        if item.farewell:
-            await self._db.write(store.forget(item.message_id))
-        elif item.durable:
-            await self._db.write(
-                store.mark_sent(item.message_id, self._wamid(sent.wamid), self._clock())
+        if item.durable:
+            settle = (
+                store.forget(item.message_id)
+                if item.farewell
+                else store.mark_sent(item.message_id, self._wamid(sent.wamid), self._clock())
             )
+            event = audit.Event(item.actor, "message_sent", detail={"type": item.body.get("type")})
+            await self._db.write(_with_audit(settle, event))
         self._on_result(kind, "sent")
         return True
 
@@ -227,7 +233,12 @@ class Outbox:
             )
             if item.durable:
                 title = err.title or f"gave up after {item.attempts} attempts"
-                await self._db.write(store.mark_failed(item.message_id, err.code, title, now))
+                event = audit.Event(
+                    item.actor, "message_failed", outcome=f"code_{err.code or 'none'}",
+                    detail={"code": err.code, "attempts": item.attempts},
+                )  # fmt: skip
+                failed = store.mark_failed(item.message_id, err.code, title, now)
+                await self._db.write(_with_audit(failed, event))
                 if err.code == MARKETING_STOPPED and self.on_marketing_stopped:
                     await self.on_marketing_stopped(item.message_id)
             return True
@@ -256,3 +267,15 @@ class Outbox:
             "send will be retried: code=%s attempt=%d in %.1fs", err.code, item.attempts, delay
         )
         return False
+
+
+def _with_audit(
+    unit: Callable[[Connection], Any], event: audit.Event
+) -> Callable[[Connection], None]:
+    """A store change and its audit entry, in one transaction."""
+
+    def both(conn: Connection) -> None:
+        unit(conn)
+        audit.append(conn, [event])
+
+    return both

@@ -53,7 +53,10 @@ class InboxEvent(SQLModel, table=True):
     """
 
     __tablename__ = "inbox"
-    __table_args__ = (Index("ix_inbox_contact_pending", "contact_index", "state", "meta_ts", "id"),)
+    __table_args__ = (
+        Index("ix_inbox_contact_pending", "contact_index", "state", "meta_ts", "id"),
+        Index("ix_inbox_state_received", "state", "received_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     event_key: str = Field(unique=True, max_length=64)
@@ -75,7 +78,10 @@ class Message(SQLModel, table=True):
     """
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_outbox", "direction", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_messages_outbox", "direction", "status", "next_attempt_at"),
+        Index("ix_messages_created", "created_at"),
+    )
 
     id: str = Field(primary_key=True, max_length=40)
     # NULL only for the farewell after an erasure, sealed with the system key

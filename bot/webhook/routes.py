@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from quart import Blueprint, Response, request
 
+from bot import audit
 from bot.config import Settings
 from bot.crypto import DataKey, Keyring
 from bot.metrics import Metrics
@@ -73,6 +74,17 @@ def _scrub(value: Any) -> Any:
     return value
 
 
+async def _audit_refusal(deps: WebhookDeps, reason: str, size: int) -> None:
+    event = audit.Event(
+        audit.SYSTEM, "webhook_validation_failed", outcome="refused",
+        detail={"reason": reason, "bytes": size},
+    )  # fmt: skip
+    try:
+        await deps.db.write(lambda conn: audit.append(conn, [event]))
+    except Exception as exc:  # the refusal stands even if it cannot be recorded
+        log.error("could not audit a refused webhook (%s)", type(exc).__name__)
+
+
 def create_blueprint(deps: WebhookDeps) -> Blueprint:
     bp = Blueprint("webhook", __name__)
     secrets = deps.settings.app_secrets
@@ -93,11 +105,13 @@ def create_blueprint(deps: WebhookDeps) -> Blueprint:
         if not signature.verify(secrets, body, request.headers.get("X-Hub-Signature-256")):
             deps.metrics.deliveries.labels("bad_signature").inc()
             log.warning("webhook refused: bad or missing signature (%d bytes)", len(body))
+            await _audit_refusal(deps, "signature", len(body))
             return _plain(401, "invalid signature")
         try:
             delivery = parse_webhook(load_json(body))
         except (ValueError, PayloadError):
             deps.metrics.deliveries.labels("bad_payload").inc()
+            await _audit_refusal(deps, "payload", len(body))
             return _plain(400, "not a WhatsApp webhook payload")
 
         events = []
@@ -117,7 +131,12 @@ def create_blueprint(deps: WebhookDeps) -> Blueprint:
         assert deps.inbox_key is not None
         rows, contacts = sealed_rows(deps.keyring, deps.inbox_key, events, time.time())
         if rows:
-            await deps.db.write(inbox_store.accept(rows))
+            try:
+                await deps.db.write(inbox_store.accept(rows))
+            except Exception as exc:  # the store is down: not acknowledged, Meta retries
+                deps.metrics.deliveries.labels("store_unavailable").inc()
+                log.error("webhook not stored (%s); answering 503", type(exc).__name__)
+                return _plain(503, "storage unavailable, retry later")
         deps.turns.notify(contacts)
         deps.metrics.deliveries.labels("stored").inc()
         return _plain(200, "ok")
