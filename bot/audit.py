@@ -24,6 +24,7 @@ import orjson
 from sqlalchemy import Connection, insert, select, text
 
 from bot.store.tables import AuditEntry
+from bot.store.writer import DEFERRED
 
 audit = AuditEntry.__table__
 GENESIS = "0" * 64
@@ -63,7 +64,32 @@ def entry_hash(row: dict[str, Any]) -> str:
 
 
 def append(conn: Connection, events: list[Event]) -> None:
-    """Add entries at the head of the chain, in the caller's transaction."""
+    """Add entries at the head of the chain, in the caller's transaction.
+
+    Inside the group-commit writer the entries of every unit in a batch are
+    gathered and chained once, at the end of the (same) transaction.
+    """
+    if not events:
+        return
+    deferred = conn.info.get(DEFERRED)
+    if deferred is None:
+        _write(conn, events)
+        return
+    pending = deferred.setdefault("audit", _Pending())
+    pending.events.extend(events)
+
+
+class _Pending:
+    """A batch's entries, chained and inserted when the writer flushes."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, conn: Connection) -> None:
+        _write(conn, self.events)
+
+
+def _write(conn: Connection, events: list[Event]) -> None:
     if not events:
         return
     if conn.dialect.name == "postgresql":

@@ -128,6 +128,23 @@ class Writer:
             self._conn = await self._engine.connect()
 
 
+DEFERRED = "deferred_writes"
+
+
 def _run_in_transaction(conn: Connection, units: list[Unit]) -> list[Any]:
-    with conn.begin():
-        return [unit(conn) for unit in units]
+    """Run the units, then whatever they deferred to the end of the transaction.
+
+    A unit may register work under `conn.info[DEFERRED]` (name → flush function)
+    to be done once per transaction instead of once per unit: the audit log
+    appends a whole batch's entries with one read of the chain head and one
+    insert. It is still the same transaction, so it commits or not with them.
+    """
+    conn.info[DEFERRED] = {}
+    try:
+        with conn.begin():
+            results = [unit(conn) for unit in units]
+            for flush in conn.info[DEFERRED].values():
+                flush(conn)
+            return results
+    finally:
+        conn.info.pop(DEFERRED, None)
