@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from bot import logs
 from bot.config import Settings, SettingsError, dev_env_file, load_settings
 from bot.crypto import CryptoError
 from bot.operator import OperatorError
@@ -39,9 +40,11 @@ async def _serve(settings: Settings) -> None:
     config = Config()
     config.bind = [f"{settings.BOT_HOST}:{settings.BOT_PORT}"]
     config.accesslog = None
+    config.errorlog = logs.hypercorn_error_logger()
     config.graceful_timeout = 15
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    logs.install_asyncio_handler(loop)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     app = create_app(settings)
@@ -58,8 +61,6 @@ async def _serve(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot import logs
-
     settings = _settings(args.dev)
     if settings.BOT_WORKERS > 1:
         raise SettingsError(
@@ -67,6 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "run one worker per process behind a load balancer with PostgreSQL and REDIS_URL"
         )
     logs.configure(settings.BOT_LOG_LEVEL)
+    logs.install_excepthooks()
     asyncio.run(_serve(settings))
     return 0
 

@@ -129,7 +129,7 @@ def exception_text(exc_info: tuple[Any, Any, Any]) -> str:
     lines += [f"  {frame}" for frame in where(tb, depth=20)]
     chain = []
     seen = {id(exc)}
-    cause = exc.__cause__ or exc.__context__ if exc is not None else None
+    cause = (exc.__cause__ or exc.__context__) if exc is not None else None
     while cause is not None and id(cause) not in seen and len(chain) < 5:
         seen.add(id(cause))
         chain.append(type(cause).__name__)
@@ -173,7 +173,13 @@ class RedactFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, allowed extras, exception type and place.
+
+    It masks a record itself when no `RedactFilter` has, so it is safe on any handler."""
+
     def format(self, record: logging.LogRecord) -> str:
+        if not getattr(record, _MARK, False):
+            _FILTER.filter(record)
         entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",

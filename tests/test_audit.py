@@ -11,7 +11,6 @@ from tests.conftest import Bot
 from tests.flowkit import GERMANY, UK, say, tap
 from tests.test_operator import run_cli
 
-
 # Tampering edits the SQLite file directly; the chain code is the same on PostgreSQL,
 # where test_operator and test_retention verify real histories.
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -305,3 +305,10 @@ def test_uncaught_exceptions_of_the_process_are_logged_masked(out: io.StringIO) 
     (entry,) = lines(out)
     assert entry["level"] == "critical" and entry["exc_type"] == "ValueError"
     assert "447700900123" not in out.getvalue()
+
+
+def test_the_formatter_alone_masks_too() -> None:
+    """A JsonFormatter put on some other handler, without the filter, is still safe."""
+    rec = record("to %s", "+447700900123", body="my secret plan")
+    entry = orjson.loads(logs.JsonFormatter().format(rec))
+    assert entry["msg"] == "to [phone]" and "body" not in entry

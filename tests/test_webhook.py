@@ -275,3 +275,17 @@ async def test_lone_surrogates_and_huge_numbers_are_still_accepted(bot: Bot) -> 
     assert (await bot.post(raw)).status_code == 200
     (reply,) = await bot.replies(1)
     assert reply.to == ALICE[1:]
+
+
+async def test_failed_status_title_quoting_a_number_is_not_stored(bot: Bot) -> None:
+    await bot.say(ALICE, "hi")
+    (reply,) = await bot.replies(1)
+    await bot.idle()
+    err = [{"code": 131026, "title": f"Receiver {ALICE} is incapable ({reply.wamid})"}]
+    body = webhooks.status(PHONE_NUMBER_ID, reply.wamid, ALICE, "failed", errors=err)
+    assert (await bot.post(body)).status_code == 200
+    await bot.idle()
+    rows = await bot.sql(
+        "SELECT status, error_code, error_title FROM messages WHERE direction='out'"
+    )
+    assert tuple(rows[0]) == ("failed", 131026, "")

@@ -319,7 +319,7 @@ class ConversationTurn:
 
     async def marketing_stopped_for_message(self, message_id: str, now: float) -> None:
         contact_id = await self._db.read(lambda c: message_store.contact_of(c, message_id))
-        await self._revoke_quietly(contact_id, "whatsapp_error_131050", now, None)
+        await self._revoke_quietly(contact_id, "whatsapp_preferences", now, None)
 
     async def _revoke_quietly(
         self, contact_id: str | None, method: str, now: float, finish: int | None

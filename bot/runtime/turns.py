@@ -23,6 +23,7 @@ from bot.store import inbox as inbox_store
 from bot.store import outbox as message_store
 from bot.store.db import Database
 from bot.webhook.inbox import contact_index, open_event
+from bot.whatsapp.errors import safe_title
 from bot.whatsapp.events import InboundMessage, PreferenceUpdate, StatusUpdate
 from bot.whatsapp.messages import read_receipt
 
@@ -150,7 +151,7 @@ class TurnRunner:
                 status.status,
                 now,
                 error.code if error else None,
-                error.title if error else None,
+                safe_title(error.title) if error else None,
             )
             waited_enough = pending.attempts >= STATUS_WAIT_ROUNDS
             state = inbox_store.DONE if matched or waited_enough else inbox_store.WAITING

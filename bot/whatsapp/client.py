@@ -10,7 +10,6 @@ once, raises an alert, and repeats that request with the fallback.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +17,9 @@ from typing import Any
 import httpx
 import orjson
 
-from bot.whatsapp.errors import Action, GraphError
+from bot.whatsapp.errors import Action, GraphError, safe_title
 
 log = logging.getLogger(__name__)
-_TITLE = re.compile(r"\(#\d+\) [A-Za-z ,()'-]{1,100}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +120,7 @@ def _graph_error(http_status: int, data: dict[str, Any]) -> GraphError:
 
 
 def _safe_title(err: dict[str, Any]) -> str:
-    """Meta's titles look like "(#131047) Re-engagement message"; other messages can
-    quote ids or numbers, so only that standard form is kept."""
-    message = str(err.get("message") or "")
-    if _TITLE.fullmatch(message):
-        return message[:120]
-    return str(err.get("type") or "")[:64]
+    return safe_title(err.get("message"), fallback=str(err.get("type") or ""))
 
 
 def _int(value: Any) -> int | None:

@@ -6,6 +6,7 @@ its HTTP status: 5xx and 429 are retried, other 4xx are permanent.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 
@@ -63,3 +64,14 @@ def classify(http_status: int | None, code: int | None) -> Action:
     if code in TRANSIENT or http_status >= 500 or http_status == 429:
         return Action.RETRY
     return Action.FAIL
+
+
+_TITLE = re.compile(r"(\(#\d+\) )?[A-Za-z][A-Za-z ,()'-]{0,99}")
+
+
+def safe_title(title: object, fallback: str = "") -> str:
+    """Meta's error titles are generic ("(#131047) Re-engagement message",
+    "Message undeliverable"); anything else could quote a number or a message id,
+    so only titles of letters and spaces are kept."""
+    text = str(title or "")
+    return text if _TITLE.fullmatch(text) else fallback[:64]
