@@ -301,5 +301,13 @@ async def test_handoff_keeps_the_bot_quiet_but_for_privacy_words(bot: Bot) -> No
     assert len(bot.fake.sent) == 1
     await say(bot, UK, "MY DATA", 2)
     assert (await bot.sql("SELECT count(*) FROM contacts WHERE handoff_at IS NOT NULL")) == [(1,)]
+    # Answering a privacy word does not end the handoff: the bot is quiet again.
+    await bot.say(UK, "still there?")
+    await bot.say(UK, webhooks.button_reply("menu.back", "Menu"))
+    await bot.idle()
+    assert len(bot.fake.sent) == 3
     (stopped,) = await say(bot, UK, "STOP")
     assert "START" in text_of(stopped)
+    await bot.say(UK, "hello again")
+    await bot.idle()
+    assert len(bot.fake.sent) == 4

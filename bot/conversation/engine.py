@@ -61,6 +61,7 @@ class Step:
     before: str
     state: str
     entered_at_now: bool
+    home: str = HOME  # where a finished flow returns to
     says: list[Say] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
     path: list[str] = field(default_factory=list)  # states passed through, for the audit
@@ -83,6 +84,8 @@ class Engine:
         self.flows = flows
         self.keywords = KeywordMatcher(flows.keywords)
         self._machines = {name: self._machine(flow) for name, flow in flows.flows.items()}
+        handoffs = [s.name for s in flows.all_states if s.handoff]
+        self._handoff_home = handoffs[0] if handoffs else HOME
 
     def _machine(self, flow: Flow) -> AsyncMachine:
         names = set(flow.states)
@@ -110,10 +113,16 @@ class Engine:
 
     # The step ---------------------------------------------------------------------------
 
-    async def step(self, state: str, since: float, now: float, inp: Input) -> Step:
+    async def step(
+        self, state: str, since: float, now: float, inp: Input, handed_off: bool = False
+    ) -> Step:
+        """One step. `handed_off`: a human has the conversation (until staff hand it
+        back), so only privacy words are answered and finished flows return to the
+        handoff state, not the menu."""
+        home = self._handoff_home if handed_off else HOME
         if not self.flows.has_state(state):
-            state = HOME  # a state removed from the flow files since: start over
-        step = Step(before=state, state=state, entered_at_now=False)
+            state = home  # a state removed from the flow files since: start over
+        step = Step(before=state, state=state, entered_at_now=False, home=home)
         current = self.flows.state(state)
         if current.expires_after is not None and now - since > current.expires_after:
             step.state = await self._fire(current, "expire", None)
@@ -131,11 +140,12 @@ class Engine:
             step.effects += [Effect(a, current.name, i) for a, i in model_effects]
             return self._enter(step, dest)
 
-        started = self._started_flow(current, inp, group)
+        quiet = current.handoff or handed_off
+        started = self._started_flow(quiet, inp, group)
         if started is not None:
             return self._enter(step, started.entry)
 
-        if current.handoff:
+        if quiet:
             return step  # a human has the conversation: the bot stays quiet
         if current.quiet_reprompt:
             step.says.append(Say(current.name, current.say or "common.unknown"))
@@ -160,9 +170,9 @@ class Engine:
                 return _trigger(t.input), inp.text
         return None, None
 
-    def _started_flow(self, state: State, inp: Input, group: str | None) -> Flow | None:
+    def _started_flow(self, quiet: bool, inp: Input, group: str | None) -> Flow | None:
         for flow in self.flows.flows.values():
-            if state.handoff and not flow.in_handoff:
+            if quiet and not flow.in_handoff:
                 continue
             if (
                 (group and group in flow.keywords)
@@ -202,7 +212,7 @@ class Engine:
                 step.says.append(Say(name, state.say))
             step.entered_at_now = True
             if state.end:
-                step.state = HOME
+                step.state = step.home
                 return step
             if state.next is None:
                 step.state = name

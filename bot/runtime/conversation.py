@@ -143,7 +143,10 @@ class ConversationTurn:
                 reply_id=msg.reply_id,
                 referral=msg.referral is not None,
             )
-            step = await self._engine.step(who.profile.state, who.profile.since, now, inp)
+            handed_off = who.row is not None and who.row.handoff_at is not None
+            step = await self._engine.step(
+                who.profile.state, who.profile.since, now, inp, handed_off=handed_off
+            )
             await self._apply(step, who, msg, now, out)
         recipient = Recipient(wa_id=msg.sender.wa_id, user_id=msg.sender.user_id)
         pace_key = who.phone_index or who.user_index or who.contact_id
