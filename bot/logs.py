@@ -239,6 +239,7 @@ def configure(level: str = "INFO", stream: IO[str] | None = None) -> logging.Han
     for name in GUARDED:
         guarded = logging.getLogger(name)
         guarded.propagate = True
+        guarded.setLevel(logging.NOTSET)  # an embedded server may have set its own level
         if _FILTER not in guarded.filters:
             guarded.addFilter(_FILTER)
     for noisy in NOISY:
