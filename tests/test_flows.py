@@ -140,6 +140,10 @@ async def test_unknown_input_gets_a_short_reprompt_with_the_options(bot: Bot) ->
     assert set(options_of(again)) == {"optin.yes", "optin.no"}
 
 
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # logic, not storage
+
+
+@SQLITE_ONLY
 @pytest.mark.parametrize("state", sorted(RESTING))
 async def test_stop_in_every_state_revokes_and_confirms(bot: Bot, state: str) -> None:
     await say(bot, UK, "JOIN")
@@ -154,6 +158,7 @@ async def test_stop_in_every_state_revokes_and_confirms(bot: Bot, state: str) ->
     assert methods == [("whatsapp_stop",)]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("word", STOP_WORDS)
 async def test_every_stop_word_works(bot: Bot, word: str) -> None:
     await say(bot, GERMANY, "JOIN")
