@@ -121,9 +121,7 @@ class ConversationTurn:
             contact_id, new = row.id, None
             dk = kr.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
             profile = Profile.open(dk, contact_id, row.profile_sealed)
-            consent = await self._db.read(
-                lambda c: privacy_store.consent_status(c, contact_id, MARKETING)
-            )
+            consent = row.marketing
         return Who(
             contact_id, dk, row, new, phone_index, user_index, e164, profile, consent,
             kr.blind_index("pseudonym", contact_id),

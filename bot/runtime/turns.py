@@ -30,6 +30,7 @@ from bot.whatsapp.messages import read_receipt
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+BATCH = 16  # pending events read at once for one contact
 STATUS_WAIT_ROUNDS = 30  # a status waits up to ~60 s for its send to be recorded
 
 
@@ -93,22 +94,35 @@ class TurnRunner:
 
     async def _worker(self, ci: str) -> None:
         try:
-            while not self._stopping:
-                event = await self._db.read(inbox_store.next_pending(ci))
-                if event is None:
-                    if ci in self._again:
-                        self._again.discard(ci)
-                        continue
-                    break
-                async with self._slots:
-                    await self._run_one(event)
+            more = True
+            while more and not self._stopping:
+                self._again.discard(ci)
+                try:
+                    events = await self._db.read(inbox_store.next_pending(ci, BATCH))
+                except Exception as exc:  # the store is unreachable: wait, then try again
+                    log.error("could not read pending events (%s)", type(exc).__name__)
+                    await asyncio.sleep(1.0)
+                    continue
+                failed = False
+                for event in events:
+                    if self._stopping:
+                        return
+                    async with self._slots:
+                        if not await self._run_one(event):
+                            failed = True  # retry it before anything after it
+                            break
+                # Read again only if something arrived meanwhile, the batch was full or
+                # a turn must be retried: the common case (one message) is one read.
+                more = failed or ci in self._again or len(events) == BATCH
         finally:
             self._active.pop(ci, None)
             self._again.discard(ci)
 
-    async def _run_one(self, pending: inbox_store.PendingEvent) -> None:
+    async def _run_one(self, pending: inbox_store.PendingEvent) -> bool:
+        """Process one event; False when it failed and stays pending for a retry."""
         try:
             await self._process(pending)
+            return True
         except Exception:
             log.exception("turn failed: inbox_id=%d attempt=%d", pending.id, pending.attempts + 1)
             self._on_turn("error")
@@ -117,8 +131,9 @@ class TurnRunner:
             )
             if dropped:
                 log.error("inbox event %d set aside after %d attempts", pending.id, MAX_ATTEMPTS)
-            else:
-                await asyncio.sleep(min(2.0**pending.attempts * 0.1, 5.0))
+                return True
+            await asyncio.sleep(min(2.0**pending.attempts * 0.1, 5.0))
+            return False
 
     async def _process(self, pending: inbox_store.PendingEvent) -> None:
         assert self._inbox_key is not None

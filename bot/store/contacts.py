@@ -6,12 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
-from bot.store.tables import Contact, DataKey
+from bot.store.tables import Consent, Contact, DataKey
 
 contacts = Contact.__table__
 data_keys = DataKey.__table__
+consents = Consent.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class ContactRow:
     user_id_sealed: bytes | None
     name_sealed: bytes | None
     created_at: float
+    marketing: str | None = None  # consent status, when read by `find`
 
 
 _COLUMNS = (
@@ -48,24 +50,31 @@ _COLUMNS = (
 )
 
 
-def find(phone_index: str | None, user_index: str | None) -> Callable[[Connection], Any]:
-    """A contact by the blind index of their number or of their BSUID."""
-    conditions = []
-    if phone_index:
-        conditions.append(contacts.c.phone_index == phone_index)
-    if user_index:
-        conditions.append(contacts.c.user_index == user_index)
-    query = (
-        select(*_COLUMNS)
-        .join(data_keys, data_keys.c.id == contacts.c.data_key_id)
-        .where(or_(*conditions))
-        .limit(1)
+_FIND = (
+    select(*_COLUMNS, consents.c.status)
+    .join(data_keys, data_keys.c.id == contacts.c.data_key_id)
+    .outerjoin(
+        consents,
+        and_(consents.c.contact_id == contacts.c.id, consents.c.purpose == "marketing"),
     )
+    .where(
+        or_(
+            contacts.c.phone_index == bindparam("phone"), contacts.c.user_index == bindparam("user")
+        )
+    )
+    .limit(1)
+)
+
+
+def find(phone_index: str | None, user_index: str | None) -> Callable[[Connection], Any]:
+    """A contact by the blind index of their number or of their BSUID, with their
+    marketing consent status (one read for everything a turn needs to start)."""
 
     def run(conn: Connection) -> ContactRow | None:
-        if not conditions:
+        if not phone_index and not user_index:
             return None
-        row = conn.execute(query).first()
+        params = {"phone": phone_index or "-", "user": user_index or "-"}
+        row = conn.execute(_FIND, params).first()
         return ContactRow(*row) if row else None
 
     return run

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, Integer, and_, bindparam, func, select, update
 
 from bot.store.tables import InboxEvent
 
@@ -43,18 +43,32 @@ class PendingEvent:
     attempts: int
 
 
-def next_pending(contact_index: str) -> Callable[[Connection], PendingEvent | None]:
-    """The contact's oldest unprocessed event, in Meta's timestamp order."""
-    query = (
-        select(inbox.c.id, inbox.c.event_key, inbox.c.kind, inbox.c.payload, inbox.c.attempts)
-        .where(and_(inbox.c.contact_index == contact_index, inbox.c.state == PENDING))
-        .order_by(inbox.c.meta_ts, inbox.c.id)
-        .limit(1)
+# Hot statements are built once: SQLAlchemy then reuses their cache key and
+# compiled form instead of rebuilding both on every turn.
+_NEXT_PENDING = (
+    select(inbox.c.id, inbox.c.event_key, inbox.c.kind, inbox.c.payload, inbox.c.attempts)
+    .where(and_(inbox.c.contact_index == bindparam("ci"), inbox.c.state == PENDING))
+    .order_by(inbox.c.meta_ts, inbox.c.id)
+    .limit(bindparam("n", type_=Integer, literal_execute=True))
+)
+_FINISH = (
+    update(inbox)
+    .where(and_(inbox.c.id == bindparam("eid"), inbox.c.state.in_((PENDING, WAITING))))
+    .values(
+        state=bindparam("new_state"),
+        processed_at=bindparam("now"),
+        attempts=inbox.c.attempts + 1,
     )
+)
+_FINISH_DONE = _FINISH.values(payload=None)
 
-    def run(conn: Connection) -> PendingEvent | None:
-        row = conn.execute(query).first()
-        return PendingEvent(*row) if row else None
+
+def next_pending(contact_index: str, limit: int = 16) -> Callable[[Connection], list[PendingEvent]]:
+    """The contact's oldest unprocessed events, in Meta's timestamp order."""
+
+    def run(conn: Connection) -> list[PendingEvent]:
+        rows = conn.execute(_NEXT_PENDING, {"ci": contact_index, "n": limit})
+        return [PendingEvent(*row) for row in rows]
 
     return run
 
@@ -65,14 +79,8 @@ def finish(conn: Connection, event_id: int, now: float, state: str = DONE) -> bo
     Returns False when the event was no longer pending, so the caller's turn is
     abandoned (rolled back) instead of being applied twice.
     """
-    values: dict[str, Any] = {"state": state, "processed_at": now}
-    if state == DONE:
-        values["payload"] = None
-    result = conn.execute(
-        update(inbox)
-        .where(and_(inbox.c.id == event_id, inbox.c.state.in_((PENDING, WAITING))))
-        .values(**values, attempts=inbox.c.attempts + 1)
-    )
+    statement = _FINISH_DONE if state == DONE else _FINISH
+    result = conn.execute(statement, {"eid": event_id, "now": now, "new_state": state})
     return result.rowcount == 1
 
 
