@@ -316,3 +316,27 @@ async def test_handoff_keeps_the_bot_quiet_but_for_privacy_words(bot: Bot) -> No
     await bot.say(UK, "hello again")
     await bot.idle()
     assert len(bot.fake.sent) == 4
+
+
+@pytest.mark.parametrize(
+    ("number", "menu_word", "notice_word", "stop_word"),
+    [
+        (UK, "privacy assistant", "Do you want", "START"),
+        (GERMANY, "Datenschutz", "DSGVO", "START"),
+        ("+33612345678", "confidentialité", "RGPD", "DÉMARRER"),
+        ("+34612345678", "privacidad", "RGPD", "ALTA"),
+        (BRAZIL, "privacidade", "LGPD", "VOLTAR"),
+    ],
+    ids=["en", "de", "fr", "es", "pt"],
+)
+async def test_each_language_through_menu_notice_and_stop(
+    bot: Bot, number: str, menu_word: str, notice_word: str, stop_word: str
+) -> None:
+    """The number's region picks the language; every text of the path is in it."""
+    (menu,) = await say(bot, number, "hello")
+    assert menu_word in text_of(menu)
+    (notice,) = await say(bot, number, "JOIN")
+    assert notice_word in text_of(notice)
+    assert len(options_of(notice)) == 2
+    (stopped,) = await say(bot, number, "STOP")
+    assert stop_word in text_of(stopped)
