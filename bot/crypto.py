@@ -120,15 +120,7 @@ class Keyring:
         if cached is not None:
             self._cache.move_to_end(key_id)
             return cached
-        master = self._masters.get(wrapped.kid)
-        if master is None:
-            raise CryptoError(f"master key {wrapped.kid!r} is not configured")
-        nonce, ct = wrapped.wrapped[:_NONCE], wrapped.wrapped[_NONCE:]
-        try:
-            key = AESGCM(master).decrypt(nonce, ct, b"datakey/" + key_id.encode())
-        except InvalidTag:
-            raise CryptoError("data key does not unwrap") from None
-        dk = DataKey(key_id=key_id, key=key)
+        dk = DataKey(key_id=key_id, key=self._open_wrapped(key_id, wrapped))
         self._cache[key_id] = dk
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -139,15 +131,17 @@ class Keyring:
 
         Sealed fields are untouched: only the small wrapped key changes.
         """
+        return self.wrap(DataKey(key_id=key_id, key=self._open_wrapped(key_id, wrapped)))
+
+    def _open_wrapped(self, key_id: str, wrapped: WrappedKey) -> bytes:
         master = self._masters.get(wrapped.kid)
         if master is None:
             raise CryptoError(f"master key {wrapped.kid!r} is not configured")
         nonce, ct = wrapped.wrapped[:_NONCE], wrapped.wrapped[_NONCE:]
         try:
-            key = AESGCM(master).decrypt(nonce, ct, b"datakey/" + key_id.encode())
+            return AESGCM(master).decrypt(nonce, ct, b"datakey/" + key_id.encode())
         except InvalidTag:
             raise CryptoError("data key does not unwrap") from None
-        return self.wrap(DataKey(key_id=key_id, key=key))
 
     def forget(self, key_id: str) -> None:
         """Drop a cached data key (after erasure the key must not linger in memory)."""
