@@ -22,6 +22,7 @@ from bot.conversation.render import Renderer
 from bot.crypto import DataKey, Keyring, WrappedKey
 from bot.i18n import Texts
 from bot.metrics import Metrics
+from bot.policy.inbound import InboundLimiter
 from bot.privacy.retention import purge_forever
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.conversation import Settings as TextSettings
@@ -165,6 +166,7 @@ def build_services(settings: Settings) -> Services:
         renderer,
         text_settings(settings),
         system_key=lambda: services_ref[0].outbox_key,
+        limiter=InboundLimiter(settings.BOT_INBOUND_PER_MINUTE, settings.BOT_INBOUND_BURST),
     )
     turns = TurnRunner(
         db,

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     BOT_DPO_CONTACT: str = "privacy@example.com"
     BOT_LOCAL_CONTACT: str = "privacy-sg@example.com"
     BOT_POLICY_VERSION: str = "2026-01"
+    BOT_INBOUND_PER_MINUTE: float = Field(default=20, gt=0)
+    BOT_INBOUND_BURST: int = Field(default=5, ge=1)
     BOT_RETENTION: str = "otp:1,marketing:30,transactional:90,service:90,utility:90,support:180"
     BOT_INBOX_KEEP_DAYS: int = Field(default=7, ge=1, le=365)
     BOT_PURGE_INTERVAL: int = Field(default=3600, ge=0)

@@ -61,6 +61,8 @@ def make_settings(db_url: str, api_url: str, **overrides: Any) -> Settings:
         "BOT_MASTER_KEYS": f"k1:{random_key()}",
         "BOT_INDEX_KEY": random_key(),
         "BOT_SIMULATOR": False,
+        # Scripted conversations type faster than people; the limiter has its own tests.
+        "BOT_INBOUND_BURST": 1000,
     }
     values.update(overrides)
     return load_settings(env_file=None, **values)

@@ -40,11 +40,17 @@ RESTING = {
 }
 
 
+# Tests of conversation logic run on SQLite only; storage on PostgreSQL is covered
+# by the opt-in, erasure and export tests below and by test_operator.
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
 def test_every_resting_state_is_covered() -> None:
     resting = {s.name for s in FLOWS.all_states if not s.end and not s.next}
     assert resting == set(RESTING)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("number", "lang_marker", "law_markers"),
     [
@@ -85,6 +91,23 @@ async def test_double_opt_in_per_jurisdiction(
     assert granted[1:4] == ("whatsapp_double_opt_in", "chat", "2026-01")
     assert granted[6] is not None and granted[7] >= granted[6]
     assert granted[8] == bot.services.keyring.blind_index("wamid", yes)
+
+
+async def test_opt_in_evidence_is_stored(bot: Bot) -> None:
+    """The one opt-in test on every database: consent rows and their evidence."""
+    await say(bot, GERMANY, "JOIN")
+    yes = await bot.say(GERMANY, webhooks.button_reply("optin.yes", "Ja"))
+    await bot.replies(1)
+    await bot.idle()
+    assert await consent(bot) == ["granted"]
+    rows = await bot.sql(
+        "SELECT status, jurisdiction, locale, message_ref FROM consent_events ORDER BY at"
+    )
+    ref = bot.services.keyring.blind_index("wamid", yes)
+    assert [tuple(r) for r in rows] == [
+        ("pending", "gdpr", "de", None),
+        ("granted", "gdpr", "de", ref),
+    ]
 
 
 async def test_typed_yes_in_any_language_confirms(bot: Bot) -> None:
@@ -138,9 +161,6 @@ async def test_unknown_input_gets_a_short_reprompt_with_the_options(bot: Bot) ->
     assert text_of(again).startswith("Sorry")
     assert len(text_of(again)) < 120
     assert set(options_of(again)) == {"optin.yes", "optin.no"}
-
-
-SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # logic, not storage
 
 
 @SQLITE_ONLY
@@ -318,6 +338,7 @@ async def test_handoff_keeps_the_bot_quiet_but_for_privacy_words(bot: Bot) -> No
     assert len(bot.fake.sent) == 4
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("number", "menu_word", "notice_word", "stop_word"),
     [

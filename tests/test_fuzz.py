@@ -66,7 +66,7 @@ def post(http: httpx.Client, url: str, raw: bytes, sign: bool) -> int:
 
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -49,6 +49,7 @@ CODE_MESSAGE_IDS: tuple[str, ...] = (
     *(f"consent.method.whatsapp_{n}" for n in ("double_opt_in", "stop", "preferences")),
     *(f"law.{law}" for law in LAWS),
     "residence.other",
+    "rate.paused",
 )
 """Message ids the code (not a flow) sends: the data summary, consent states, law names."""
 

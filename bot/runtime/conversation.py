@@ -22,6 +22,7 @@ from bot import audit
 from bot.conversation.engine import Engine, Input, Say, Step
 from bot.conversation.render import Renderer, language_name
 from bot.crypto import DataKey, Keyring, WrappedKey, seal
+from bot.policy.inbound import InboundLimiter
 from bot.privacy import access, erasure
 from bot.privacy.jurisdiction import Jurisdiction, decide, language_for, parse_residence
 from bot.privacy.profile import Profile
@@ -35,6 +36,7 @@ from bot.whatsapp.events import InboundMessage, Party
 from bot.whatsapp.messages import Document, Outbound, Recipient, Text, graph_body
 
 MARKETING = "marketing"
+NEVER_LIMITED = {"stop", "start", "erase"}  # keyword groups that always get through
 CONSENT_WINDOW = 24 * 3600
 
 
@@ -96,7 +98,9 @@ class ConversationTurn:
         renderer: Renderer,
         settings: Settings,
         system_key: Callable[[], DataKey],
+        limiter: InboundLimiter | None = None,
     ) -> None:
+        self._limiter = limiter
         self._db = db
         self._kr = keyring
         self._engine = engine
@@ -141,14 +145,37 @@ class ConversationTurn:
                 reply_id=msg.reply_id,
                 referral=msg.referral is not None,
             )
-            handed_off = who.row is not None and who.row.handoff_at is not None
-            step = await self._engine.step(
-                who.profile.state, who.profile.since, now, inp, handed_off=handed_off
-            )
-            await self._apply(step, who, msg, now, out)
+            if self._over_limit(who, inp, now, out):
+                pass  # stored and audited, but no turn: the person is sending too fast
+            else:
+                handed_off = who.row is not None and who.row.handoff_at is not None
+                step = await self._engine.step(
+                    who.profile.state, who.profile.since, now, inp, handed_off=handed_off
+                )
+                await self._apply(step, who, msg, now, out)
         recipient = Recipient(wa_id=msg.sender.wa_id, user_id=msg.sender.user_id)
         pace_key = who.phone_index or who.user_index or who.contact_id
         return await self._commit(pending, msg, who, before, out, recipient, pace_key, now)
+
+    def _over_limit(self, who: Who, inp: Input, now: float, out: Outcome) -> bool:
+        """Apply the inbound limit; a way out (STOP, START, erasure) is never limited."""
+        if self._limiter is None:
+            return False
+        group = self._engine.keywords.match(inp.text) if inp.text else None
+        leaving = group in NEVER_LIMITED or (inp.reply_id or "").startswith("erase.")
+        if leaving or who.profile.state.startswith("erase."):
+            return False
+        key = who.phone_index or who.user_index or who.contact_id
+        if self._limiter.allow(key, now):
+            who.profile.slots.pop("paused", None)
+            return False
+        if not who.profile.slots.get("paused"):
+            who.profile.slots["paused"] = True
+            jur = decide(who.profile.residence, who.e164)
+            lang = language_for(who.profile.language, who.e164)
+            out.replies.append(Text(self._renderer.text(lang, jur.law.value, "rate.paused")))
+        out.events.append(audit.Event(who.pseudonym, "rate_limit_exceeded", outcome="quiet"))
+        return True
 
     async def _apply(
         self, step: Step, who: Who, msg: InboundMessage, now: float, out: Outcome

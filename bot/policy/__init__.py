@@ -1,0 +1,1 @@
+"""Policy: the limits and rules every turn and every send must respect."""
