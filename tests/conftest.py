@@ -63,6 +63,7 @@ def make_settings(db_url: str, api_url: str, **overrides: Any) -> Settings:
         "BOT_SIMULATOR": False,
         # Scripted conversations type faster than people; the limiter has its own tests.
         "BOT_INBOUND_BURST": 1000,
+        "BOT_PURGE_INTERVAL": 0,
     }
     values.update(overrides)
     return load_settings(env_file=None, **values)

@@ -31,7 +31,7 @@ async def test_a_flood_is_acknowledged_answered_boundedly_and_stop_still_works(b
     statuses = await asyncio.gather(*(bot.post(b) for b in bodies))
     assert time.monotonic() - start < 5
     assert {r.status_code for r in statuses} == {200}
-    await bot.idle()
+    await bot.idle(timeout=60)
     elapsed = time.monotonic() - start
     flood_replies = [m.body for m in bot.fake.sent[sent_before:]]
     # At most a burst of answers plus what refilled meanwhile, and a pause note

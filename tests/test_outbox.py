@@ -97,16 +97,20 @@ async def test_throughput_limit_pauses_every_recipient(fast: Bot) -> None:
 
 
 async def test_pair_rate_limit_slows_only_that_recipient(fast: Bot) -> None:
+    fast.services.outbox.timing = Timing(
+        backoff_base=0.02, backoff_cap=0.1, throttle_pause=0.6, recipient_pause=2.0
+    )
     fast.fake.fail_next(131056, to=ALICE[1:])
     await fast.say(ALICE, "hi")
     await asyncio.sleep(0.1)
     start = asyncio.get_running_loop().time()
     await fast.say(BOB, "hi")
     (first,) = await fast.replies(1)
-    assert first.to == BOB[1:]
-    assert asyncio.get_running_loop().time() - start < 0.4
+    assert first.to == BOB[1:]  # Bob is not held back by Alice's pacing
+    assert asyncio.get_running_loop().time() - start < 1.5
     (second,) = await fast.replies(1)
     assert second.to == ALICE[1:]
+    assert asyncio.get_running_loop().time() - start >= 1.5  # Alice waited her pause
 
 
 async def test_quality_signal_pauses_and_alerts(fast: Bot) -> None:
