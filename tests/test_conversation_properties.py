@@ -122,7 +122,7 @@ def test_random_conversations_keep_the_rules(tb: ThreadedBot) -> None:
         Conversations.tb, Conversations.http = tb, http
         run = Conversations.TestCase
         run.settings = settings(
-            max_examples=8,
+            max_examples=6,
             stateful_step_count=12,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
