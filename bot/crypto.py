@@ -61,11 +61,6 @@ def _unpack(blob: bytes) -> tuple[str, bytes, bytes]:
     return kid, nonce, blob[2 + kid_len + _NONCE :]
 
 
-def sealed_key_id(blob: bytes) -> str:
-    """Which data key sealed this value (for audits and rotation reports)."""
-    return _unpack(blob)[0]
-
-
 def seal(data_key: DataKey, plaintext: bytes, where: str) -> bytes:
     """Encrypt `plaintext` for one place, e.g. "messages/body/<row id>"."""
     nonce = os.urandom(_NONCE)

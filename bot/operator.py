@@ -35,9 +35,9 @@ def normalize_e164(value: str) -> str:
     try:
         number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException:
-        raise OperatorError(f"{value!r} is not a number in +E164 form") from None
+        raise OperatorError("the number is not in +E164 form") from None
     if not phonenumbers.is_possible_number(number):
-        raise OperatorError(f"{value!r} is not a possible phone number")
+        raise OperatorError("that is not a possible phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -80,15 +80,6 @@ def find(phone_index: str | None, user_index: str | None) -> Callable[[Connectio
     return run
 
 
-def by_id(conn: Connection, contact_id: str) -> ContactRow | None:
-    row = conn.execute(
-        select(*_COLUMNS)
-        .join(data_keys, data_keys.c.id == contacts.c.data_key_id)
-        .where(contacts.c.id == contact_id)
-    ).first()
-    return ContactRow(*row) if row else None
-
-
 def create(conn: Connection, *, key: dict[str, Any], contact: dict[str, Any]) -> None:
     conn.execute(insert(data_keys), [key])
     conn.execute(insert(contacts), [contact])
@@ -97,10 +88,6 @@ def create(conn: Connection, *, key: dict[str, Any], contact: dict[str, Any]) ->
 def touch(conn: Connection, contact_id: str, **values: Any) -> None:
     """Record an inbound message's time and fill identifiers learned since."""
     conn.execute(update(contacts).where(contacts.c.id == contact_id).values(**values))
-
-
-def count(conn: Connection) -> int:
-    return len(conn.execute(select(contacts.c.id)).all())
 
 
 def get_or_add_key(

@@ -132,8 +132,3 @@ def requeue_waiting(older_than_attempts: int) -> Callable[[Connection], list[str
         return sorted({r[0] for r in rows if r[0]})
 
     return run
-
-
-def counts(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(inbox.c.state, func.count()).group_by(inbox.c.state))
-    return {state: n for state, n in rows}

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, case, delete, insert, select, update
 
 from bot.store.tables import Contact, DataKey, Message
 
@@ -127,13 +127,3 @@ def queued(conn: Connection) -> list[QueuedRow]:
         .order_by(messages.c.created_at, messages.c.id)
     )
     return [QueuedRow(*r) for r in rows]
-
-
-def status_counts(conn: Connection) -> dict[str, int]:
-
-    rows = conn.execute(
-        select(messages.c.direction, messages.c.status, func.count()).group_by(
-            messages.c.direction, messages.c.status
-        )
-    )
-    return {f"{d}:{s}": n for d, s, n in rows}

@@ -110,11 +110,6 @@ def suppress(conn: Connection, phone_index: str, reason: str, at: float) -> None
         )
 
 
-def is_suppressed(conn: Connection, phone_index: str) -> bool:
-    query = select(suppressions.c.phone_index).where(suppressions.c.phone_index == phone_index)
-    return conn.execute(query).first() is not None
-
-
 def erase_contact(conn: Connection, contact_id: str, indexes: list[str]) -> dict[str, int]:
     """Delete every row about the person and their data key; returns counts per table.
 
