@@ -12,9 +12,12 @@ from bot.simulator import webhooks
 from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, Bot, eventually
 
 ALICE = "+447700900123"
+# Input validation does not depend on the database: these run on SQLite only.
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 BOB = "+491713920042"
 
 
+@SQLITE_ONLY
 async def test_handshake(bot: Bot) -> None:
     ok = await bot.http.get(
         bot.url + "/webhook",
@@ -94,6 +97,7 @@ async def test_one_contact_in_meta_timestamp_order(bot: Bot) -> None:
     assert reads == [w1, w2]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     "headers",
     [
@@ -110,6 +114,7 @@ async def test_bad_signature_is_401_and_stores_nothing(bot: Bot, headers: dict[s
     assert (await bot.sql("SELECT count(*) FROM inbox"))[0][0] == 0
 
 
+@SQLITE_ONLY
 async def test_signed_with_other_secret_is_401(bot: Bot) -> None:
     body, _ = webhooks.message(PHONE_NUMBER_ID, ALICE, webhooks.text("hi"))
     assert (await bot.post(body, secret="not-the-secret")).status_code == 401
@@ -125,6 +130,7 @@ async def test_any_configured_secret_is_accepted(bot: Bot) -> None:
     assert (await bot.post(body, secret=APP_SECRET)).status_code == 200
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     "raw",
     [
@@ -145,6 +151,7 @@ async def test_malformed_signed_bodies_are_400(bot: Bot, raw: bytes) -> None:
     assert (await bot.sql("SELECT count(*) FROM inbox"))[0][0] == 0
 
 
+@SQLITE_ONLY
 async def test_tolerated_oddities_are_200(bot: Bot) -> None:
     odd = {
         "object": "whatsapp_business_account",
@@ -158,6 +165,7 @@ async def test_tolerated_oddities_are_200(bot: Bot) -> None:
     assert (await bot.post(odd)).status_code == 200
 
 
+@SQLITE_ONLY
 async def test_unknown_message_type_is_stored_and_answered_politely(bot: Bot) -> None:
     await bot.say(ALICE, {"type": "hologram", "hologram": {"depth": 3}})
     (reply,) = await bot.replies(1)
@@ -167,12 +175,14 @@ async def test_unknown_message_type_is_stored_and_answered_politely(bot: Bot) ->
     assert [k[0] for k in kinds] == ["hologram"]
 
 
+@SQLITE_ONLY
 async def test_unicode_oddities(bot: Bot) -> None:
     for words in ["\u202etxet", "emoji 👩🏽‍💻", "nul\x00byte", "🙂" * 1000, "\ud7ff"]:
         await bot.say(ALICE, words)
     await bot.replies(5)
 
 
+@SQLITE_ONLY
 async def test_body_limits(bot: Bot) -> None:
     # Meta sends up to 3 MB: that is accepted.
     big_text = "a" * (3 * 1024 * 1024)
@@ -184,6 +194,7 @@ async def test_body_limits(bot: Bot) -> None:
     assert resp.status_code == 413
 
 
+@SQLITE_ONLY
 async def test_other_business_number_is_acknowledged_but_ignored(bot: Bot) -> None:
     body, _ = webhooks.message("999999999999", ALICE, webhooks.text("hi"))
     assert (await bot.post(body)).status_code == 200
@@ -249,6 +260,7 @@ async def test_status_that_overtakes_its_send_is_applied_later(bot: Bot) -> None
     await eventually(applied, timeout=10)
 
 
+@SQLITE_ONLY
 async def test_health_ready_metrics_and_headers(bot: Bot) -> None:
     h = await bot.http.get(bot.url + "/healthz")
     r = await bot.http.get(bot.url + "/readyz")
@@ -262,6 +274,7 @@ async def test_health_ready_metrics_and_headers(bot: Bot) -> None:
         assert "max-age" in resp.headers["Strict-Transport-Security"]
 
 
+@SQLITE_ONLY
 async def test_lone_surrogates_and_huge_numbers_are_still_accepted(bot: Bot) -> None:
     """Meta's JSON may carry an escaped half of an emoji; the delivery is real, keep it."""
     body, _ = webhooks.message(PHONE_NUMBER_ID, ALICE, webhooks.text("PLACEHOLDER"))
@@ -277,6 +290,7 @@ async def test_lone_surrogates_and_huge_numbers_are_still_accepted(bot: Bot) -> 
     assert reply.to == ALICE[1:]
 
 
+@SQLITE_ONLY
 async def test_failed_status_title_quoting_a_number_is_not_stored(bot: Bot) -> None:
     await bot.say(ALICE, "hi")
     (reply,) = await bot.replies(1)

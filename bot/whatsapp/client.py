@@ -92,10 +92,15 @@ class GraphClient:
         return media_id
 
     async def _request(self, edge: str, **kwargs: Any) -> dict[str, Any]:
+        token = self._token
         try:
-            return await self._post(edge, self._token, **kwargs)
+            return await self._post(edge, token, **kwargs)
         except GraphError as err:
-            if err.action is not Action.AUTH or not self._fallback or self.using_fallback:
+            if err.action is not Action.AUTH:
+                raise
+            if token != self._token:  # another request already switched: use the new one
+                return await self._post(edge, self._token, **kwargs)
+            if not self._fallback or self.using_fallback:
                 raise
             self.using_fallback = True
             self._token = self._fallback
