@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,19 +78,42 @@ async def reset_postgres(url: str) -> None:
     await engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite database, copied for each test: creating and
+    migrating a file per test costs a dozen fsyncs each (test_store covers
+    migrating a fresh file)."""
+    from bot.store.db import Database
+
+    path = tmp_path_factory.mktemp("template") / "bot.db"
+
+    async def migrate() -> None:
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        await db.start()
+        await db.stop()
+
+    asyncio.run(migrate())
+    return path
+
+
+def fresh_sqlite(template: Path, tmp_path: Path) -> str:
+    shutil.copyfile(template, tmp_path / "bot.db")
+    return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     """A fresh database: a SQLite file, and PostgreSQL when configured."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+        return fresh_sqlite(sqlite_template, tmp_path)
     require(bool(PG_URL), "PostgreSQL not configured (set BOT_TEST_DATABASE_URL)")
     await reset_postgres(PG_URL)
     return PG_URL
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    return fresh_sqlite(sqlite_template, tmp_path)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from bot.app import create_app
 from bot.simulator.fake_graph import FakeGraph
 from bot.simulator.fake_graph import create_app as create_fake_app
-from tests.conftest import SAMPLES, TOKEN, Bot, make_settings, require
+from tests.conftest import SAMPLES, TOKEN, Bot, fresh_sqlite, make_settings, require
 from tests.servers import running
 
 PAYLOADS = SAMPLES / "payloads"
@@ -78,14 +78,14 @@ def personal_values(body: dict) -> set[str]:
 
 
 @contextlib.asynccontextmanager
-async def bot_for(path: Path, tmp_path: Path) -> AsyncIterator[Bot]:
+async def bot_for(path: Path, tmp_path: Path, template: Path) -> AsyncIterator[Bot]:
     """A fresh bot and fake Graph API configured for the sample's business number."""
     value = json.loads(path.read_bytes())["entry"][0]["changes"][0]["value"]
     number = value["metadata"]["phone_number_id"]
     fake = FakeGraph(phone_number_id=number, tokens=[TOKEN])
     async with running(create_fake_app(fake)) as graph_url:
         settings = make_settings(
-            f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+            fresh_sqlite(template, tmp_path),
             graph_url + "/v21.0",
             WHATSAPP_PHONE_NUMBER_ID=number,
         )
@@ -102,10 +102,10 @@ def test_corpus_is_present() -> None:
 
 
 @pytest.mark.parametrize("path", sample_files(), ids=lambda p: p.name[:2])
-async def test_sample_through_the_bot(path: Path, tmp_path: Path) -> None:
+async def test_sample_through_the_bot(path: Path, tmp_path: Path, sqlite_template: Path) -> None:
     rows_expected, replies_expected = EXPECTED[path.name[:2]]
     raw = path.read_bytes()
-    async with bot_for(path, tmp_path) as bot:
+    async with bot_for(path, tmp_path, sqlite_template) as bot:
         for _ in range(2):  # the second post is a redelivery: nothing new may happen
             resp = await bot.post(raw)
             assert resp.status_code == 200, resp.text
