@@ -66,10 +66,6 @@ class Step:
     effects: list[Effect] = field(default_factory=list)
     path: list[str] = field(default_factory=list)  # states passed through, for the audit
 
-    @property
-    def handoff(self) -> bool:
-        return any(e.action == "handoff" for e in self.effects)
-
 
 class _Model:
     """What a machine moves for one turn; never kept between turns."""

@@ -12,9 +12,8 @@ from typing import Any
 
 import orjson
 
+from bot.conversation.engine import HOME
 from bot.crypto import DataKey, open_sealed, seal
-
-HOME = "menu.main"
 
 
 @dataclass
