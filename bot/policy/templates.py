@@ -1,0 +1,266 @@
+"""The template registry (`flows/templates.yaml`): what Meta approved, and how to send it.
+
+Outside the 24-hour customer service window WhatsApp delivers only templates Meta
+approved, filled with exactly the parameters they were approved with. The privacy
+team keeps the registry beside the flows. This module reads it, keeping each
+template's line so a mistake is reported where it is, and builds the Graph API
+message. It refuses what Meta would refuse, with a short machine reason, so a bad
+send fails here rather than as a Graph API error minutes later. Whether the texts
+are fit to ship is `template_check.py`'s question.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.config import PROJECT
+from bot.conversation.flowfile import _Loader as _FlowLoader
+from bot.privacy.jurisdiction import SHIPPED_LANGUAGES
+from bot.whatsapp.messages import Template
+
+CATEGORIES = ("utility", "authentication", "marketing")
+STATUSES = ("approved", "pending", "rejected", "paused", "disabled")
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # Meta's rule for template and parameter names
+PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
+# Meta takes 32768 characters only while the body is a template's sole component, and a
+# template's whole body is at most 1024: a longer value is a mistake, whatever the template.
+PARAM_MAX = 1024
+BAD_SPACING = re.compile(r"[\r\n\t]| {5,}")  # Meta refuses these in a parameter (132018)
+
+UNKNOWN_TEMPLATE = "unknown_template"
+TEMPLATE_NOT_APPROVED = "template_not_approved"
+TEMPLATE_LANGUAGE = "template_language"
+TEMPLATE_PARAMS = "template_params"
+
+
+class TemplateFileError(Exception):
+    """The registry (or a list the checker reads) is malformed: `file:line: reason`."""
+
+    def __init__(self, file: str, line: int | None, reason: str) -> None:
+        super().__init__(f"{file}:{line}: {reason}" if line else f"{file}: {reason}")
+        self.file, self.line, self.reason = file, line, reason
+
+
+class TemplateRefused(Exception):
+    """Meta would refuse this send. `reason` is one of the names above (as in `policy.gate`);
+    the detail names parameters, never their values, which may be personal."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    body: str
+    footer: str | None
+    line: int  # of the language's entry in the file
+    code: str  # Meta's language code: `pt_BR` where the bot says `pt`
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSpec:
+    name: str
+    category: str
+    status: str
+    params: tuple[str, ...]
+    languages: dict[str, Variant]
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Registry:
+    file: str  # as a person would open it, e.g. `flows/templates.yaml`
+    specs: dict[str, TemplateSpec]
+
+    def __iter__(self) -> Iterator[TemplateSpec]:
+        return iter(self.specs.values())
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def get(self, name: str) -> TemplateSpec | None:
+        return self.specs.get(name)
+
+    def message(self, name: str, language: str, params: Mapping[str, str]) -> Template:
+        """The Graph API template message, parameters named and in declared order."""
+        spec, variant = self._resolve(name, language, params)
+        if spec.status != "approved":
+            raise TemplateRefused(TEMPLATE_NOT_APPROVED, f"'{name}' is {spec.status}")
+        parameters = [{"type": "text", "parameter_name": p, "text": params[p]} for p in spec.params]
+        components = ({"type": "body", "parameters": parameters},) if parameters else ()
+        return Template(spec.name, variant.code, components)
+
+    def render(self, name: str, language: str, params: Mapping[str, str]) -> str:
+        """The body as the person would read it. Not approved yet is fine: drafts are previewed."""
+        _, variant = self._resolve(name, language, params)
+        return PLACEHOLDER.sub(lambda m: params.get(m.group(1), m.group(0)), variant.body)
+
+    def _resolve(
+        self, name: str, language: str, params: Mapping[str, str]
+    ) -> tuple[TemplateSpec, Variant]:
+        spec = self.specs.get(name)
+        if spec is None:
+            raise TemplateRefused(UNKNOWN_TEMPLATE, f"'{name}' is not in {self.file}")
+        variant = spec.languages.get(language)
+        if variant is None:
+            raise TemplateRefused(TEMPLATE_LANGUAGE, f"'{name}' has no '{language}' variant")
+        missing = [p for p in spec.params if p not in params]
+        extra = sorted(set(params) - set(spec.params))
+        if missing or extra:
+            raise TemplateRefused(TEMPLATE_PARAMS, f"missing {missing}, unexpected {extra}")
+        for p in spec.params:
+            value = params[p]
+            if not isinstance(value, str) or not value.strip():
+                raise TemplateRefused(TEMPLATE_PARAMS, f"'{p}' is empty")
+            if len(value) > PARAM_MAX:
+                raise TemplateRefused(TEMPLATE_PARAMS, f"'{p}' is over {PARAM_MAX} characters")
+            if BAD_SPACING.search(value):
+                raise TemplateRefused(
+                    TEMPLATE_PARAMS, f"'{p}' holds a line break, a tab or 5 spaces in a row"
+                )
+        return spec, variant
+
+
+# --- reading the file -----------------------------------------------------------------------
+
+
+class _Twice(yaml.constructor.ConstructorError):
+    """A key written twice: valid YAML, but the first entry would silently be lost."""
+
+
+class _Loader(_FlowLoader):
+    """The flow files' YAML (only true/false are booleans) with two more rules: a key
+    written twice is an error rather than silently the last one, and each mapping keeps
+    the line of each of its keys (`__lines__`), so an error points at `status:` itself."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in lines:
+                    raise _Twice(
+                        None, None, f"'{key_node.value}' is written twice", key_node.start_mark
+                    )
+                lines[key_node.value] = key_node.start_mark.line + 1
+        mapping = super().construct_mapping(node, deep=deep)
+        mapping["__lines__"] = {k: lines.get(str(k), 0) for k in mapping}
+        return mapping
+
+
+META = {"__line__", "__lines__"}  # added by the loader, not written in the file
+
+
+def _line(raw: dict[str, Any], key: Any) -> int:
+    """The line of `key` in a mapping read by `_Loader`, else of the mapping itself."""
+    return raw["__lines__"].get(key) or raw["__line__"]
+
+
+def shown_path(path: Path) -> str:
+    """Relative to the checkout when inside it, so problems read `flows/templates.yaml:14`."""
+    try:
+        return path.resolve().relative_to(PROJECT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping whose mappings carry `__line__`; any failure is one `file:line:` line."""
+    shown = shown_path(path)
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - safe
+    except OSError as exc:
+        raise TemplateFileError(shown, None, f"cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or "unreadable"
+        hint = "; put texts in quotes" if "{" in str(exc) or "mapping" in problem else ""
+        line = mark.line + 1 if mark else 1
+        reason = problem if isinstance(exc, _Twice) else f"not valid YAML: {problem}{hint}"
+        raise TemplateFileError(shown, line, reason) from None
+    if data is None:
+        return {"__line__": 1, "__lines__": {}}
+    if not isinstance(data, dict):
+        raise TemplateFileError(shown, 1, "the file must be a list of names with their entries")
+    return data
+
+
+def _text(value: Any, file: str, line: int, what: str, required: bool) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise TemplateFileError(file, line, f"{what} must be a text in quotes")
+    return value
+
+
+def _unknown(raw: dict[str, Any], allowed: set[str], file: str, what: str) -> None:
+    for key in raw:
+        if key not in allowed | META:
+            raise TemplateFileError(file, _line(raw, key), f"{what}: unknown key '{key}'")
+
+
+def _variant(file: str, name: str, language: Any, raw: Any, line: int) -> Variant:
+    what = f"{name} ({language})"
+    if language not in SHIPPED_LANGUAGES:
+        known = ", ".join(SHIPPED_LANGUAGES)
+        raise TemplateFileError(file, line, f"{name}: unknown language '{language}' ({known})")
+    if not isinstance(raw, dict):
+        raise TemplateFileError(file, line, f"{what} needs body: (and maybe footer:)")
+    _unknown(raw, {"body", "footer", "code"}, file, what)
+    body = _text(raw.get("body"), file, _line(raw, "body"), f"{what} body", True)
+    footer = _text(raw.get("footer"), file, _line(raw, "footer"), f"{what} footer", False)
+    code = _text(raw.get("code", language), file, _line(raw, "code"), f"{what} code", True)
+    return Variant(str(body), footer, line, str(code))
+
+
+def _spec(file: str, name: Any, raw: Any, line: int) -> TemplateSpec:
+    if not isinstance(name, str) or not NAME.match(name):
+        raise TemplateFileError(file, line, f"'{name}' is not a name: lowercase letters, 0-9, _")
+    if not isinstance(raw, dict):
+        raise TemplateFileError(file, line, f"{name} needs category, status, params, languages")
+    _unknown(raw, {"category", "status", "params", "languages"}, file, name)
+    for key, allowed in (("category", CATEGORIES), ("status", STATUSES)):
+        if raw.get(key) not in allowed:
+            raise TemplateFileError(
+                file,
+                _line(raw, key),
+                f"{name}: {key} must be one of {', '.join(allowed)}, not {raw.get(key)!r}",
+            )
+    params = raw.get("params") or []
+    if not isinstance(params, list) or not all(
+        isinstance(p, str) and NAME.match(p) for p in params
+    ):
+        raise TemplateFileError(
+            file, _line(raw, "params"), f"{name}: params must be a list of names, like [name]"
+        )
+    if len(set(params)) != len(params):
+        raise TemplateFileError(file, _line(raw, "params"), f"{name}: a parameter is listed twice")
+    languages = raw.get("languages") or {}
+    if not isinstance(languages, dict):
+        raise TemplateFileError(
+            file, _line(raw, "languages"), f"{name}: languages must name en, de, ... with a body"
+        )
+    variants = {
+        lang: _variant(file, name, lang, v, _line(languages, lang))
+        for lang, v in languages.items()
+        if lang not in META
+    }
+    return TemplateSpec(name, raw["category"], raw["status"], tuple(params), variants, line)
+
+
+def load_templates(path: Path) -> Registry:
+    """The registry, or `TemplateFileError` naming the first thing wrong and its line."""
+    data = read_yaml(path)
+    file = shown_path(path)
+    specs = {
+        name: _spec(file, name, raw, _line(data, name))
+        for name, raw in data.items()
+        if name not in META
+    }
+    return Registry(file, specs)
