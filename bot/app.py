@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from quart import Quart, Response
 
@@ -23,13 +24,18 @@ from bot.crypto import DataKey, Keyring, WrappedKey
 from bot.i18n import Texts
 from bot.metrics import Metrics
 from bot.policy.inbound import InboundLimiter
+from bot.policy.limits import Limits, make_limits
+from bot.policy.sending import SendGate, template_status
+from bot.policy.templates import Registry, load_templates
 from bot.privacy.retention import purge_forever
+from bot.runtime.alerts import Alerts, FailureWatch
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.conversation import Settings as TextSettings
-from bot.runtime.outbox import Outbox, OutItem
+from bot.runtime.feed import OutboxFeed
+from bot.runtime.outbox import Outbox
+from bot.runtime.pacing import Pacing, Rates
 from bot.runtime.turns import TurnRunner
 from bot.store import contacts as contact_store
-from bot.store import outbox as message_store
 from bot.store.db import Database
 from bot.webhook.inbox import INBOX_KEY_ID
 from bot.webhook.routes import WebhookDeps, create_blueprint
@@ -59,6 +65,10 @@ class Services:
     turns: TurnRunner
     metrics: Metrics
     webhook: WebhookDeps
+    feed: OutboxFeed
+    templates: Registry
+    limits: Limits
+    alerts: Alerts
     outbox_key: DataKey | None = None
     purge_stop: asyncio.Event = field(default_factory=asyncio.Event)
     purge_task: asyncio.Task[None] | None = None
@@ -68,7 +78,8 @@ class Services:
         inbox_key = await self._system_key(INBOX_KEY_ID)
         self.outbox_key = await self._system_key(OUTBOX_KEY_ID)
         self.webhook.inbox_key = inbox_key
-        await self.outbox.start(await self._recover_outbox())
+        await self.outbox.start([])
+        await self.feed.start()
         await self.turns.start(inbox_key)
         self.purge_task = asyncio.create_task(
             purge_forever(self.db, self.settings, self.purge_stop), name="retention"
@@ -81,8 +92,11 @@ class Services:
             await self.purge_task
         await self.turns.stop()
         await self.outbox.stop()
+        await self.feed.stop()
+        await self.alerts.drain()
         await self.db.stop()
         await self.client.aclose()
+        await self.limits.aclose()
         log.info("bot stopped")
 
     async def _system_key(self, key_id: str) -> DataKey:
@@ -97,64 +111,25 @@ class Services:
         kid, blob = await self.db.write(contact_store.get_or_add_key(key_id, row))
         return self.keyring.unwrap(key_id, WrappedKey(kid, blob))
 
-    async def _recover_outbox(self) -> list[OutItem]:
-        """Messages committed but not yet accepted by Meta when the last process ended.
 
-        They are tried at once: a restart is a natural moment to retry, and the
-        backoff state of the previous process says little about Meta now."""
-        import orjson
-
-        from bot.crypto import open_sealed
-
-        items = []
-        for row in await self.db.read(message_store.queued):
-            if row.contact_id is None or row.kid is None or row.wrapped is None:
-                dk, farewell = self.outbox_key, True
-            else:
-                dk = self.keyring.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
-                farewell = False
-            body = orjson.loads(open_sealed(dk, row.body, f"messages/body/{row.id}"))
-            items.append(
-                OutItem(
-                    message_id=row.id,
-                    recipient=row.contact_id or row.id,
-                    body=body,
-                    attempts=row.attempts,
-                    farewell=farewell,
-                    actor=self.keyring.blind_index("pseudonym", row.contact_id)
-                    if row.contact_id
-                    else "system",
-                )
-            )
-        if items:
-            log.info("resuming %d queued messages", len(items))
-        return items
-
-
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, clock: Callable[[], float] = time.time) -> Services:
     metrics = Metrics()
-
-    def alert(event: str, fields: dict[str, Any]) -> None:
-        metrics.alerts.labels(event).inc()
-
     keyring = Keyring(settings.master_keys, settings.index_key)
     db = Database(settings.DATABASE_URL)
+    alerts = Alerts(db, lambda event: metrics.alerts.labels(event).inc())
+    limits = make_limits(settings.REDIS_URL or None, settings.BOT_REDIS_PREFIX)
+    owner = uuid.uuid4().hex  # this worker, as the holder of outbox leases
+    templates = load_templates(settings.templates_path)
     client = GraphClient(
         base_url=settings.api_url,
         phone_number_id=settings.phone_number_id,
         token=settings.access_token,
         fallback_token=settings.WHATSAPP_ACCESS_TOKEN_FALLBACK,
         max_connections=settings.BOT_SEND_CONCURRENCY,
-        alert=alert,
+        alert=alerts.raise_,
     )
-    outbox = Outbox(
-        db,
-        client,
-        index_wamid=lambda wamid: keyring.blind_index("wamid", wamid),
-        concurrency=settings.BOT_SEND_CONCURRENCY,
-        max_attempts=settings.BOT_SEND_MAX_ATTEMPTS,
-        alert=alert,
-        on_result=lambda kind, outcome: metrics.sends.labels(kind, outcome).inc(),
+    outbox = _build_outbox(
+        settings, db, keyring, client, metrics, alerts, limits, owner, templates, clock
     )
     flows = load_flows(settings.flows_dir)
     renderer = Renderer(flows, Texts(settings.locales_dir), text_settings(settings).params)
@@ -166,7 +141,7 @@ def build_services(settings: Settings) -> Services:
         renderer,
         text_settings(settings),
         system_key=lambda: services_ref[0].outbox_key,
-        limiter=InboundLimiter(settings.BOT_INBOUND_PER_MINUTE, settings.BOT_INBOUND_BURST),
+        limiter=InboundLimiter(limits, settings.BOT_INBOUND_PER_MINUTE, settings.BOT_INBOUND_BURST),
     )
     turns = TurnRunner(
         db,
@@ -174,20 +149,81 @@ def build_services(settings: Settings) -> Services:
         outbox,
         conversation,
         mark_as_read=settings.BOT_MARK_AS_READ,
+        clock=clock,
         on_turn=lambda outcome: metrics.turns.labels(outcome).inc(),
+        locks=limits if settings.REDIS_URL else None,
     )
     metrics.bind_gauges(
-        writer=lambda: db.writer.depth, outbox=lambda: outbox.depth, turns=lambda: turns.active
+        writer=lambda: db.writer.depth,
+        outbox=lambda: outbox.depth,
+        outbox_age=outbox.oldest_age,
+        turns=lambda: turns.active,
     )
     webhook = WebhookDeps(settings=settings, keyring=keyring, db=db, turns=turns, metrics=metrics)
 
     async def marketing_stopped(message_id: str) -> None:
-        await conversation.marketing_stopped_for_message(message_id, time.time())
+        await conversation.marketing_stopped_for_message(message_id, clock())
 
     outbox.on_marketing_stopped = marketing_stopped
-    services = Services(settings, keyring, db, client, outbox, turns, metrics, webhook)
+    feed = OutboxFeed(
+        db, keyring, outbox, lambda: services_ref[0].outbox_key, owner,
+        lone_worker=not settings.REDIS_URL, clock=clock,
+    )  # fmt: skip
+    services = Services(
+        settings, keyring, db, client, outbox, turns, metrics, webhook, feed, templates,
+        limits, alerts,
+    )  # fmt: skip
     services_ref.append(services)
     return services
+
+
+def _build_outbox(
+    settings: Settings,
+    db: Database,
+    keyring: Keyring,
+    client: GraphClient,
+    metrics: Metrics,
+    alerts: Alerts,
+    limits: Limits,
+    owner: str,
+    templates: Registry,
+    clock: Callable[[], float],
+) -> Outbox:
+    """The one way out to Meta: gate, pacing, retries, failure watch."""
+    gate = SendGate(
+        db,
+        owner,
+        template_status=lambda name: template_status(templates, name),
+        on_refused=lambda reason, category: metrics.refusals.labels(reason, category).inc(),
+    )
+    rates = Rates(
+        per_second=settings.BOT_SEND_PER_SECOND,
+        recipient_per_minute=settings.BOT_RECIPIENT_PER_MINUTE,
+        recipient_burst=settings.BOT_RECIPIENT_BURST,
+    )
+    on_hit = metrics.limit_hits.labels
+    pacing = Pacing(limits, settings.phone_number_id, rates, lambda limit: on_hit(limit).inc())
+    watch = FailureWatch(
+        alerts,
+        threshold=settings.BOT_ALERT_FAILURE_RATE,
+        window=settings.BOT_ALERT_WINDOW,
+        min_sends=settings.BOT_ALERT_MIN_SENDS,
+        clock=clock,
+    )
+    return Outbox(
+        db,
+        client,
+        pacing,
+        index_wamid=lambda wamid: keyring.blind_index("wamid", wamid),
+        concurrency=settings.BOT_SEND_CONCURRENCY,
+        max_attempts=settings.BOT_SEND_MAX_ATTEMPTS,
+        clock=clock,
+        alert=alerts.raise_,
+        on_result=lambda category, outcome: metrics.sends.labels(category, outcome).inc(),
+        on_graph_error=lambda code: metrics.graph_errors.labels(code).inc(),
+        failures=watch,
+        gate=gate,
+    )
 
 
 def text_settings(settings: Settings) -> TextSettings:
@@ -201,11 +237,12 @@ def text_settings(settings: Settings) -> TextSettings:
     )
 
 
-def create_app(settings: Settings) -> Quart:
+def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Quart:
+    """The bot as an ASGI app. `clock` is the time every rule is judged by (tests move it)."""
     app = Quart(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.BOT_MAX_BODY_BYTES
     app.config["BODY_TIMEOUT"] = 30
-    services = build_services(settings)
+    services = build_services(settings, clock)
     app.extensions["bot"] = services
     app.register_blueprint(create_blueprint(services.webhook))
 

@@ -31,14 +31,14 @@ def _settings(dev: bool) -> Settings:
     return load_settings()
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, fd: int | None = None) -> None:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
     from bot.app import create_app
 
     config = Config()
-    config.bind = [f"{settings.BOT_HOST}:{settings.BOT_PORT}"]
+    config.bind = [f"fd://{fd}" if fd is not None else f"{settings.BOT_HOST}:{settings.BOT_PORT}"]
     config.accesslog = None
     config.errorlog = logs.hypercorn_error_logger()
     config.graceful_timeout = 15
@@ -48,7 +48,8 @@ async def _serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     app = create_app(settings)
-    print(f"bot listening on http://{settings.BOT_HOST}:{settings.BOT_PORT}", file=sys.stderr)
+    if fd is None:
+        print(f"bot listening on http://{settings.BOT_HOST}:{settings.BOT_PORT}", file=sys.stderr)
     if settings.simulator:
         print(f"simulator: open {settings.own_url}/simulator", file=sys.stderr)
         if settings.BOT_HOST not in {"127.0.0.1", "localhost", "::1"}:
@@ -62,14 +63,13 @@ async def _serve(settings: Settings) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args.dev)
-    if settings.BOT_WORKERS > 1:
-        raise SettingsError(
-            "BOT_WORKERS: several workers in one process group are not supported yet; "
-            "run one worker per process behind a load balancer with PostgreSQL and REDIS_URL"
-        )
     logs.configure(settings.BOT_LOG_LEVEL)
     logs.install_excepthooks()
-    asyncio.run(_serve(settings))
+    if settings.BOT_WORKERS > 1 and args.fd is None:
+        from bot.workers import supervise
+
+        return supervise(settings.BOT_HOST, settings.BOT_PORT, settings.BOT_WORKERS, args.dev)
+    asyncio.run(_serve(settings, args.fd))
     return 0
 
 
@@ -115,6 +115,18 @@ def cmd_locales(args: argparse.Namespace) -> int:
     return locales_cli.compile(settings.locales_dir)
 
 
+def cmd_templates(args: argparse.Namespace) -> int:
+    from bot.policy.template_check import KEYWORDS, RISK_WORDS, TEMPLATES, run
+
+    flows = _settings_or_defaults().flows_dir
+    code, lines = run(
+        args.file or flows / TEMPLATES, args.words or flows / RISK_WORDS, flows / KEYWORDS
+    )
+    for line in lines:
+        print(line, file=sys.stderr if code == 2 else sys.stdout)
+    return code
+
+
 def _settings_or_defaults() -> Settings:
     """Flows and locales commands need no secrets; they only read BOT_FLOWS_DIR/BOT_LOCALES_DIR."""
     import os
@@ -140,6 +152,23 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
     counts = asyncio.run(erase_person(_settings(args.dev), args.number))
     print("erased: " + ", ".join(f"{table}={n}" for table, n in counts.items()))
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from bot.operator import OperatorError, send_template
+
+    params: dict[str, str] = {}
+    for pair in args.param:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise OperatorError(f"--param must be name=value, got {name[:20]!r}")
+        params[name] = value
+    queued = asyncio.run(
+        send_template(_settings(args.dev), args.to, args.template, args.category, params, args.lang)
+    )
+    initiated = " (opens a business-initiated conversation)" if queued.initiated else ""
+    print(f"accepted: message {queued.message_id} queued in {queued.language}{initiated}")
     return 0
 
 
@@ -205,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("serve", help="run the bot (HTTP server, turns, outbox)")
     p.add_argument("--dev", action="store_true", help="generate development secrets in var/")
+    p.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)  # a worker's socket
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("chat", help="chat with the bot in the terminal as a WhatsApp user")
@@ -222,6 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["extract", "update", "compile"])
     p.set_defaults(func=cmd_locales)
 
+    p = sub.add_parser("templates", help="check the message templates before they go to Meta")
+    p.add_argument("action", choices=["check"])
+    p.add_argument("--file", type=Path, help="the registry (default: flows/templates.yaml)")
+    p.add_argument(
+        "--words", type=Path, help="high-risk words (default: flows/policy/risk_words.yaml)"
+    )
+    p.set_defaults(func=cmd_templates)
+
     for name, func, text in [
         ("export", cmd_export, "print everything held about a number, as JSON"),
         ("erase", cmd_erase, "erase a person (crypto-shredding), like the chat flow"),
@@ -230,6 +268,17 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("number", help="+E164")
         p.add_argument("--dev", action="store_true", help="use the development secrets in var/")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("send", help="queue a template to a person through the send gate")
+    p.add_argument("--to", required=True, help="+E164")
+    p.add_argument("--template", required=True, help="a name from flows/templates.yaml")
+    p.add_argument(
+        "--category", required=True, choices=["utility", "authentication", "marketing", "service"]
+    )
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--lang", default=None, help="language code (default: the person's)")
+    p.add_argument("--dev", action="store_true", help="use the development secrets in var/")
+    p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("purge", help="delete what is past its retention period (audited)")
     p.add_argument("--dev", action="store_true", help="use the development secrets in var/")

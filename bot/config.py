@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     WHATSAPP_API_URL: str = ""
     DATABASE_URL: str = "sqlite+aiosqlite:///var/bot.db"
     REDIS_URL: str = ""
+    BOT_REDIS_PREFIX: str = Field(default="bot:", min_length=1, max_length=64)
     BOT_MASTER_KEYS: str = Field(min_length=1)
     BOT_INDEX_KEY: str = Field(min_length=1)
     BOT_HOST: str = "127.0.0.1"
@@ -79,7 +80,16 @@ class Settings(BaseSettings):
     BOT_POLICY_VERSION: str = "2026-01"
     BOT_INBOUND_PER_MINUTE: float = Field(default=20, gt=0)
     BOT_INBOUND_BURST: int = Field(default=5, ge=1)
-    BOT_RETENTION: str = "otp:1,marketing:30,transactional:90,service:90,utility:90,support:180"
+    BOT_SEND_PER_SECOND: float = Field(default=80, gt=0, le=1000)
+    BOT_RECIPIENT_PER_MINUTE: float = Field(default=10, gt=0)
+    BOT_RECIPIENT_BURST: int = Field(default=45, ge=1)
+    BOT_MESSAGING_TIER: str = "250"
+    BOT_ALERT_FAILURE_RATE: float = Field(default=0.2, gt=0, le=1)
+    BOT_ALERT_WINDOW: int = Field(default=300, ge=10)
+    BOT_ALERT_MIN_SENDS: int = Field(default=20, ge=1)
+    BOT_RETENTION: str = (
+        "otp:1,authentication:1,marketing:30,transactional:90,service:90,utility:90,support:180"
+    )
     BOT_INBOX_KEEP_DAYS: int = Field(default=7, ge=1, le=365)
     BOT_PURGE_INTERVAL: int = Field(default=3600, ge=0)
     BOT_FLOWS_DIR: str = ""
@@ -96,6 +106,12 @@ class Settings(BaseSettings):
     def _check_retention(cls, value: str) -> str:
         parse_retention(value)
         return value
+
+    @field_validator("BOT_MESSAGING_TIER")
+    @classmethod
+    def _check_tier(cls, value: str) -> str:
+        parse_tier(value)
+        return value.strip().lower()
 
     @field_validator("BOT_INDEX_KEY")
     @classmethod
@@ -131,6 +147,10 @@ class Settings(BaseSettings):
         if self.BOT_WORKERS > 1 and not self.REDIS_URL:
             raise ValueError(
                 "BOT_WORKERS: more than one worker needs REDIS_URL for shared per-contact locks"
+            )
+        if self.BOT_WORKERS > 1 and self.simulator:
+            raise ValueError(
+                "BOT_WORKERS: the simulator keeps its chats in one process; use one worker"
             )
         return self
 
@@ -186,6 +206,15 @@ class Settings(BaseSettings):
         return parse_retention(self.BOT_RETENTION)
 
     @property
+    def messaging_tier(self) -> int | None:
+        """Unique people the business may write to first in 24 h; None: unlimited."""
+        return parse_tier(self.BOT_MESSAGING_TIER)
+
+    @property
+    def templates_path(self) -> Path:
+        return self.flows_dir / "templates.yaml"
+
+    @property
     def flows_dir(self) -> Path:
         return Path(self.BOT_FLOWS_DIR) if self.BOT_FLOWS_DIR else PROJECT / "flows"
 
@@ -210,6 +239,18 @@ def parse_retention(value: str) -> dict[str, int]:
             raise ValueError("write category:days pairs, e.g. otp:1,marketing:30")
         days[category.strip()] = int(number)
     return days
+
+
+TIERS = {"250": 250, "1k": 1000, "1000": 1000, "10k": 10_000, "10000": 10_000,
+         "100k": 100_000, "100000": 100_000, "unlimited": None}  # fmt: skip
+
+
+def parse_tier(value: str) -> int | None:
+    """Meta's messaging tiers: 250, 1K, 10K, 100K or unlimited."""
+    key = value.strip().lower()
+    if key not in TIERS:
+        raise ValueError("must be one of 250, 1K, 10K, 100K, unlimited")
+    return TIERS[key]
 
 
 def parse_master_keys(value: str) -> list[MasterKey]:

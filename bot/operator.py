@@ -1,4 +1,4 @@
-"""Operator commands that touch people's data: export, erase, audit verify.
+"""Operator commands that touch people's data: export, erase, send, audit verify.
 
 Each opens the store with the same settings as the server (it can run beside
 it: SQLite's WAL and the writer's BEGIN IMMEDIATE take turns) and audits what
@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 from bot import audit
 from bot.config import Settings
 from bot.crypto import Keyring, WrappedKey
+from bot.policy.business import Queued, SendRefused, TemplateSend, queue_template
 from bot.privacy import access, erasure
 from bot.privacy.jurisdiction import decide, language_for
 from bot.privacy.profile import Profile
@@ -108,6 +109,32 @@ async def erase_person(settings: Settings, number: str) -> dict[str, int]:
         )  # fmt: skip
         kr.forget(row.data_key_id)
         return counts
+    finally:
+        await db.stop()
+
+
+async def send_template(
+    settings: Settings,
+    number: str,
+    template: str,
+    category: str,
+    params: dict[str, str],
+    language: str | None,
+) -> Queued:
+    """Queue a template through the gate; a running server sends it within a second."""
+    from bot.policy.templates import TemplateFileError, load_templates
+
+    e164 = normalize_e164(number)
+    try:
+        templates = load_templates(settings.templates_path)
+    except TemplateFileError as exc:
+        raise OperatorError(str(exc)) from None
+    db, kr = await _open(settings)
+    try:
+        send = TemplateSend(e164, template, category, params, language)
+        return await queue_template(db, kr, templates, send, tier=settings.messaging_tier)
+    except SendRefused as refused:
+        raise OperatorError(f"refused: {refused.reason.value}") from None
     finally:
         await db.stop()
 

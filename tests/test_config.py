@@ -107,3 +107,16 @@ def test_dev_mode_generates_secrets_once_and_says_so(tmp_path: Path) -> None:
     assert (tmp_path / DEV_ENV).stat().st_mode & 0o777 == 0o600
     assert first.BOT_INDEX_KEY == second.BOT_INDEX_KEY
     assert first.simulator
+
+
+def test_every_setting_is_listed_in_env_example() -> None:
+    from pathlib import Path
+
+    from bot.config import Settings
+
+    listed = {
+        line.split("=", 1)[0]
+        for line in (Path(__file__).resolve().parents[1] / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    assert set(Settings.model_fields) - listed == set()

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from bot.simulator import webhooks
 from bot.simulator.fake_graph import FakeGraph
 from bot.simulator.fake_graph import create_app as create_fake_app
 from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, TOKEN, eventually, make_settings
+from tests.processes import bot_env, start_bot, wait_ready
 from tests.servers import free_port, free_socket, running
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,52 +64,6 @@ async def test_pending_turns_and_queued_sends_resume_after_restart(db_url: str) 
     assert replies_per_sender(fake) == {s[1:]: 2 for s in SENDERS}
 
 
-def _bot_env(tmp: Path, port: int, api_url: str) -> dict[str, str]:
-    key = base64.b64encode(os.urandom(32)).decode()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "BOT_", "DATABASE"))
-    }
-    env.update(
-        WHATSAPP_APP_SECRET=APP_SECRET,
-        WHATSAPP_VERIFY_TOKEN="verify-me",
-        WHATSAPP_ACCESS_TOKEN=TOKEN,
-        WHATSAPP_PHONE_NUMBER_ID=PHONE_NUMBER_ID,
-        WHATSAPP_API_URL=api_url,
-        DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'bot.db'}",
-        BOT_MASTER_KEYS=f"k1:{key}",
-        BOT_INDEX_KEY=base64.b64encode(os.urandom(32)).decode(),
-        BOT_PORT=str(port),
-        BOT_MARK_AS_READ="false",
-        BOT_LOG_LEVEL="WARNING",
-    )
-    return env
-
-
-def _start_bot(env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve"],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-
-
-async def _wait_ready(http: httpx.AsyncClient, url: str, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(300):
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise AssertionError(f"bot exited with {proc.returncode}: {err[-2000:]}")
-        try:
-            if (await http.get(url + "/readyz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.05)
-    raise TimeoutError("bot did not become ready")
-
-
 @pytest.mark.slow
 async def test_kill_9_after_acknowledging_while_graph_is_down(tmp_path: Path) -> None:
     """The issue's crash test: ack, kill -9, restart with Meta back, each answered exactly once."""
@@ -119,13 +71,13 @@ async def test_kill_9_after_acknowledging_while_graph_is_down(tmp_path: Path) ->
     api_url = f"http://127.0.0.1:{graph_port}/v21.0"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = _bot_env(tmp_path, port, api_url)
+    env = bot_env(tmp_path, port, api_url)
     fake = FakeGraph(phone_number_id=PHONE_NUMBER_ID, tokens=[TOKEN])
 
-    proc = _start_bot(env, tmp_path)
+    proc = start_bot(env, tmp_path)
     try:
         async with httpx.AsyncClient(timeout=10) as http:
-            await _wait_ready(http, url, proc)
+            await wait_ready(http, url, proc)
             await post_messages(http, url, per_sender=3)
             await asyncio.sleep(0.3)  # let some turns commit and sends fail
             os.killpg(proc.pid, signal.SIGKILL)
@@ -138,8 +90,8 @@ async def test_kill_9_after_acknowledging_while_graph_is_down(tmp_path: Path) ->
                 assert pending.fetchone()[0] + queued.fetchone()[0] > 0
 
             async with running(create_fake_app(fake), free_socket(graph_port)):
-                proc = _start_bot(env, tmp_path)
-                await _wait_ready(http, url, proc)
+                proc = start_bot(env, tmp_path)
+                await wait_ready(http, url, proc)
                 await fake.wait_for_sent(len(SENDERS) * 3, timeout=30)
                 await asyncio.sleep(1.0)  # anything extra (a duplicate) would show up now
                 proc.send_signal(signal.SIGTERM)

@@ -7,37 +7,32 @@ empty is still stored and acknowledged (Meta's deliveries are always answered
 nothing, until the bucket refills. STOP, START and erasure are never limited:
 a person must always be able to leave.
 
-The buckets live in this process; with several workers they move to Redis.
+The buckets live in `bot.policy.limits`: in this process, or in Redis so that
+every worker counts the same person's messages together.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
 
-MAX_BUCKETS = 100_000  # oldest idle buckets are dropped beyond this
+from bot.policy.limits import Limits, LimitsUnavailable
 
-
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    at: float
+log = logging.getLogger(__name__)
 
 
 class InboundLimiter:
-    def __init__(self, per_minute: float, burst: int) -> None:
+    def __init__(self, limits: Limits, per_minute: float, burst: int) -> None:
+        self._limits = limits
         self._rate = per_minute / 60.0
         self._burst = float(burst)
-        self._buckets: dict[str, _Bucket] = {}
 
-    def allow(self, key: str, now: float) -> bool:
-        """Take a token for one message; False when the person is over their limit."""
-        bucket = self._buckets.pop(key, None) or _Bucket(self._burst, now)
-        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.at) * self._rate)
-        bucket.at = now
-        self._buckets[key] = bucket  # re-inserted: dict order is least recently used first
-        if len(self._buckets) > MAX_BUCKETS:
-            self._buckets.pop(next(iter(self._buckets)))
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+    async def allow(self, key: str, now: float) -> bool:
+        """Take a token for one message; False when the person is over their limit.
+
+        If the shared counters cannot be reached the message goes through: a
+        person's turn is worth more than a perfectly enforced limit."""
+        try:
+            return await self._limits.take(f"in:{key}", self._rate, self._burst, now) == 0.0
+        except LimitsUnavailable:
+            log.warning("shared limits unreachable; inbound message not limited")
             return True
-        return False

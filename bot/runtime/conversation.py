@@ -21,15 +21,17 @@ from sqlalchemy import Connection
 from bot import audit
 from bot.conversation.engine import Engine, Input, Say, Step
 from bot.conversation.render import Renderer, language_name
-from bot.crypto import DataKey, Keyring, WrappedKey, seal
+from bot.crypto import DataKey, Keyring, WrappedKey
 from bot.policy.inbound import InboundLimiter
 from bot.privacy import access, erasure
 from bot.privacy.jurisdiction import Jurisdiction, decide, language_for, parse_residence
 from bot.privacy.profile import Profile
 from bot.runtime.outbox import OutItem
+from bot.runtime.records import message_row, new_contact
 from bot.store import contacts as contact_store
 from bot.store import inbox as inbox_store
 from bot.store import outbox as message_store
+from bot.store import policy as policy_store
 from bot.store import privacy as privacy_store
 from bot.store.db import Database
 from bot.whatsapp.events import InboundMessage, Party
@@ -119,7 +121,11 @@ class ConversationTurn:
         if row is None:
             contact_id = uuid.uuid4().hex
             dk, wrapped = kr.new_data_key(uuid.uuid4().hex)
-            new = _new_contact(dk, wrapped, contact_id, phone_index, user_index, msg, now)
+            new = new_contact(
+                dk, wrapped, contact_id, phone_index=phone_index, user_index=user_index,
+                e164=e164, user_id=sender.user_id, name=sender.name, now=now,
+                last_inbound_at=now,
+            )  # fmt: skip
             profile, consent = Profile(), None
         else:
             contact_id, new = row.id, None
@@ -145,7 +151,7 @@ class ConversationTurn:
                 reply_id=msg.reply_id,
                 referral=msg.referral is not None,
             )
-            if self._over_limit(who, inp, now, out):
+            if await self._over_limit(who, inp, now, out):
                 pass  # stored and audited, but no turn: the person is sending too fast
             else:
                 handed_off = who.row is not None and who.row.handoff_at is not None
@@ -157,7 +163,7 @@ class ConversationTurn:
         pace_key = who.phone_index or who.user_index or who.contact_id
         return await self._commit(pending, msg, who, before, out, recipient, pace_key, now)
 
-    def _over_limit(self, who: Who, inp: Input, now: float, out: Outcome) -> bool:
+    async def _over_limit(self, who: Who, inp: Input, now: float, out: Outcome) -> bool:
         """Apply the inbound limit; a way out (STOP, START, erasure) is never limited."""
         if self._limiter is None:
             return False
@@ -166,7 +172,7 @@ class ConversationTurn:
         if leaving or who.profile.state.startswith("erase."):
             return False
         key = who.phone_index or who.user_index or who.contact_id
-        if self._limiter.allow(key, now):
+        if await self._limiter.allow(key, now):
             who.profile.slots.pop("paused", None)
             return False
         if not who.profile.slots.get("paused"):
@@ -246,11 +252,19 @@ class ConversationTurn:
             ref = self._kr.blind_index("wamid", msg.id)
             asked = profile.slots.pop("consent_request")
             out.ops.append(self._consent_op(cid, "granted", asked, now, ref))
+            # Asking in again lifts an earlier STOP's (or erasure's) suppression.
+            indexes = (who.phone_index, who.user_index)
+            out.ops.append(lambda conn: policy_store.lift_suppression(conn, *indexes))
             out.events.append(
                 audit.Event(who.pseudonym, "consent_granted", detail={"purpose": MARKETING})
             )
         elif action == "revoke_consent":
             profile.slots.pop("consent_request", None)
+            # STOP means no business-initiated message of any kind until START;
+            # what the person writes themselves is still answered.
+            key = who.phone_index or who.user_index
+            if key:
+                out.ops.append(lambda conn: privacy_store.suppress(conn, key, "stop", now))
             if who.consent in ("granted", "pending"):
                 asked = {"law": jur.law.value, "lang": lang, "source": "chat", "asked_at": None}
                 out.ops.append(self._consent_op(cid, "revoked", asked, now, None, "whatsapp_stop"))
@@ -383,12 +397,12 @@ class ConversationTurn:
         cid, dk = who.contact_id, who.dk
         # No wamid index on inbound rows: the inbox's event key deduplicates, and a
         # unique index here would outlive it and trip a (very) late redelivery.
-        inbound = _message_row(dk, cid, "in", msg.type, msg.raw, "received", now)
+        inbound = message_row(dk, cid, "in", msg.type, msg.raw, "received", now)
         rows, items = [inbound], []
         key = self._system_key() if out.erased else dk
         for reply in out.replies:
             body = graph_body(reply, recipient)
-            row = _message_row(
+            row = message_row(
                 key, None if out.erased else cid, "out", reply.kind, body, "queued", now
             )
             rows.append(row)
@@ -437,64 +451,3 @@ class ConversationTurn:
         if out.erased:
             self._kr.forget(dk.key_id)
         return items
-
-
-def _message_row(
-    dk: DataKey,
-    contact_id: str | None,
-    direction: str,
-    kind: str,
-    content: dict[str, Any],
-    status: str,
-    now: float,
-    wamid_index: str | None = None,
-) -> dict[str, Any]:
-    mid = uuid.uuid4().hex
-    return {
-        "id": mid,
-        "contact_id": contact_id,
-        "direction": direction,
-        "kind": kind[:24],
-        "category": "service",
-        "body": seal(dk, orjson.dumps(content), f"messages/body/{mid}"),
-        "wamid_index": wamid_index,
-        "status": status,
-        "error_code": None,
-        "error_title": None,
-        "attempts": 0,
-        "next_attempt_at": None,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def _new_contact(
-    dk: DataKey,
-    wrapped: WrappedKey,
-    contact_id: str,
-    phone_index: str | None,
-    user_index: str | None,
-    msg: InboundMessage,
-    now: float,
-) -> dict[str, Any]:
-    sender = msg.sender
-
-    def sealed(column: str, value: str | None) -> bytes | None:
-        if value is None:
-            return None
-        return seal(dk, value.encode(), f"contacts/{column}/{contact_id}")
-
-    return {
-        "key": {"id": dk.key_id, "kid": wrapped.kid, "wrapped": wrapped.wrapped, "created_at": now},
-        "contact": {
-            "id": contact_id,
-            "phone_index": phone_index,
-            "user_index": user_index,
-            "data_key_id": dk.key_id,
-            "phone_sealed": sealed("phone", "+" + sender.wa_id if sender.wa_id else None),
-            "user_id_sealed": sealed("user_id", sender.user_id),
-            "name_sealed": sealed("name", sender.name),
-            "created_at": now,
-            "last_inbound_at": now,
-        },
-    }

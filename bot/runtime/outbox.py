@@ -24,6 +24,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from bot import audit
+from bot.policy.sending import SendGate
+from bot.runtime.alerts import FailureWatch
+from bot.runtime.pacing import PAUSE_ALL, PAUSE_MARKETING, Pacing
 from bot.store import outbox as store
 from bot.store.db import Database
 from bot.whatsapp.client import GraphClient
@@ -32,6 +35,7 @@ from bot.whatsapp.messages import UPLOAD_KEY
 
 log = logging.getLogger(__name__)
 MARKETING_STOPPED = 131050  # the person stopped marketing messages in WhatsApp
+MARKETING_HELD = {131049}  # a marketing message held back for ecosystem health
 
 
 @dataclass
@@ -56,7 +60,10 @@ class OutItem:
     durable: bool = True  # read receipts are best effort and have no row
     farewell: bool = False  # the message after an erasure: its row goes once sent
     actor: str = audit.SYSTEM  # the person's pseudonym, for the audit trail
+    category: str = "service"
+    template: str | None = None  # a template's name, checked against the registry
     not_before: float = field(default=0.0)
+    since: float = 0.0  # when this process took it on (for the queue-age metric)
 
 
 def backoff(attempts: int, base: float, cap: float) -> float:
@@ -69,6 +76,7 @@ class Outbox:
         self,
         db: Database,
         client: GraphClient,
+        pacing: Pacing,
         *,
         index_wamid: Callable[[str], str],
         concurrency: int = 32,
@@ -76,19 +84,27 @@ class Outbox:
         clock: Callable[[], float] = time.time,
         alert: Callable[[str, dict[str, Any]], None] | None = None,
         on_result: Callable[[str, str], None] | None = None,
+        on_graph_error: Callable[[str], None] | None = None,
+        failures: FailureWatch | None = None,
         on_marketing_stopped: Callable[[str], Awaitable[None]] | None = None,
+        gate: SendGate | None = None,
     ) -> None:
         self.timing = Timing()
         self._db = db
         self._client = client
+        self.pacing = pacing
         self._index_wamid = index_wamid
         self._concurrency = concurrency
         self._max_attempts = max_attempts
         self._clock = clock
         self._alert = alert or (lambda event, fields: None)
-        self._on_result = on_result or (lambda kind, outcome: None)
+        self._on_result = on_result or (lambda category, outcome: None)
+        self._on_graph_error = on_graph_error or (lambda code: None)
+        self._failures = failures
         self.on_marketing_stopped = on_marketing_stopped
+        self._gate = gate
         self._lines: dict[str, deque[OutItem]] = {}
+        self._known: set[str] = set()  # message ids of durable items held in memory
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._held: set[str] = set()  # recipients waiting on a timer
         self._paused_until = 0.0
@@ -102,7 +118,13 @@ class Outbox:
     # Feeding ----------------------------------------------------------------
 
     def enqueue(self, items: list[OutItem]) -> None:
+        now = self._clock()
         for item in items:
+            item.since = item.since or now
+            if item.durable:
+                if item.message_id in self._known:
+                    continue  # claimed again from the store while still held here
+                self._known.add(item.message_id)
             line = self._lines.get(item.recipient)
             if line is None:
                 line = self._lines[item.recipient] = deque()
@@ -113,6 +135,15 @@ class Outbox:
     @property
     def depth(self) -> int:
         return sum(len(line) for line in self._lines.values())
+
+    def oldest_age(self) -> float:
+        """Seconds the longest-waiting message has been held here (0 when empty)."""
+        heads = [line[0].since for line in self._lines.values() if line]
+        return max(0.0, self._clock() - min(heads)) if heads else 0.0
+
+    def held_ids(self) -> list[str]:
+        """Rows this worker holds in memory (their leases must be kept alive)."""
+        return list(self._known)
 
     # Lifecycle --------------------------------------------------------------
 
@@ -154,10 +185,12 @@ class Outbox:
                 )
                 - self._clock()
             )
+            item = line[0]
+            if wait <= 0 and item.durable:
+                wait = await self.pacing.wait(recipient, item.category, self._clock())
             if wait > 0:
                 self._hold(recipient, wait)
                 continue
-            item = line[0]
             self.in_flight += 1
             try:
                 done = await self._attempt(item)
@@ -166,7 +199,7 @@ class Outbox:
                 if not self.in_flight:
                     self._idle.set()
             if done:
-                line.popleft()
+                self._known.discard(line.popleft().message_id)
             if not line:
                 del self._lines[recipient]
             elif done:
@@ -187,21 +220,40 @@ class Outbox:
         self._timers.add(handle)
 
     async def _attempt(self, item: OutItem) -> bool:
-        """One try. True when the item is finished (sent or failed for good)."""
-        kind = "read_receipt" if not item.durable else "message"
+        """One try. True when the item is finished (sent, refused or failed for good)."""
+        label = item.category if item.durable else "read_receipt"
+        if item.durable and self._gate is not None:
+            now = self._clock()
+            verdict = await self._gate.check(
+                item.message_id, item.category, item.template, item.farewell, now
+            )
+            if verdict.drop:
+                return True
+            if verdict.reason is not None:
+                refuse = self._gate.refuse(
+                    item.message_id, verdict.reason, item.category, item.actor, now
+                )
+                await self._db.write(refuse)
+                self._on_result(label, "refused")
+                return True
         try:
             sent = await self._client.send(await self._with_upload(item.body))
         except GraphError as err:
-            return await self._failed(item, err, kind)
+            return await self._failed(item, err, label)
         if item.durable:
             settle = (
                 store.forget(item.message_id)
                 if item.farewell
                 else store.mark_sent(item.message_id, self._wamid(sent.wamid), self._clock())
             )
-            event = audit.Event(item.actor, "message_sent", detail={"type": item.body.get("type")})
+            event = audit.Event(
+                item.actor, "message_sent",
+                detail={"type": item.body.get("type"), "category": item.category},
+            )  # fmt: skip
             await self._db.write(_with_audit(settle, event))
-        self._on_result(kind, "sent")
+            if self._failures:
+                self._failures.record(True)
+        self._on_result(label, "sent")
         return True
 
     async def _with_upload(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -219,11 +271,28 @@ class Outbox:
     def _wamid(self, wamid: str | None) -> str | None:
         return self._index_wamid(wamid) if wamid else None
 
-    async def _failed(self, item: OutItem, err: GraphError, kind: str) -> bool:
+    async def quality_signal(self, code: int | None) -> None:
+        """Meta says the number's quality is at risk: pause for every worker and alert.
+
+        131049 (a marketing message held back for ecosystem health) pauses
+        marketing only; 131048 (spam rate limit) and 368 (blocked for policy
+        violations) pause everything."""
+        until = self._clock() + self.timing.quality_pause
+        scope = PAUSE_MARKETING if code in MARKETING_HELD else PAUSE_ALL
+        if scope == PAUSE_ALL:
+            self._paused_until = max(self._paused_until, until)
+        await self.pacing.pause(scope, until)
+        what = "marketing" if scope == PAUSE_MARKETING else "sending"
+        log.error("Meta reported a quality or policy problem (code %s); %s paused", code, what)
+        self._alert(f"{what}_paused", {"code": code})
+
+    async def _failed(self, item: OutItem, err: GraphError, label: str) -> bool:
         action = err.action
         now = self._clock()
         item.attempts += 1
-        self._on_result(kind, f"error_{err.code or err.http_status or 'network'}")
+        self._on_graph_error(str(err.code or err.http_status or "network"))
+        if err.code in MARKETING_HELD:
+            await self.quality_signal(err.code)
         if action is Action.FAIL or item.attempts >= self._max_attempts or not item.durable:
             log.warning(
                 "send failed for good: code=%s attempts=%d action=%s",
@@ -231,7 +300,10 @@ class Outbox:
                 item.attempts,
                 action.value,
             )
+            self._on_result(label, "failed")
             if item.durable:
+                if self._failures:
+                    self._failures.record(False)
                 title = err.title or f"gave up after {item.attempts} attempts"
                 event = audit.Event(
                     item.actor, "message_failed", outcome=f"code_{err.code or 'none'}",
@@ -242,22 +314,20 @@ class Outbox:
                 if err.code == MARKETING_STOPPED and self.on_marketing_stopped:
                     await self.on_marketing_stopped(item.message_id)
             return True
+        self._on_result(label, "retry")
         t = self.timing
         delay = backoff(item.attempts, t.backoff_base, t.backoff_cap)
         if action is Action.THROTTLE:
             self._paused_until = max(self._paused_until, now + t.throttle_pause)
+            await self.pacing.pause(PAUSE_ALL, now + t.throttle_pause)
             delay = max(delay, t.throttle_pause)
         elif action is Action.THROTTLE_RECIPIENT:
             pause = t.recipient_pause * 2 ** min(item.attempts - 1, 5)
             self._recipient_until[item.recipient] = now + pause
             delay = max(delay, pause)
         elif action is Action.PAUSE:
-            self._paused_until = max(self._paused_until, now + t.quality_pause)
+            await self.quality_signal(err.code)
             delay = max(delay, t.quality_pause)
-            log.error(
-                "Meta reported a quality or policy problem (code %s); sending paused", err.code
-            )
-            self._alert("sending_paused", {"code": err.code})
         elif action is Action.AUTH:
             log.error("the Graph API refuses our access token (code %s)", err.code)
             self._alert("access_token_refused", {"code": err.code})

@@ -11,12 +11,14 @@ the next. Different contacts run in parallel. After a restart or a crash,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from bot.crypto import DataKey, Keyring
+from bot.policy.limits import Limits, LimitsUnavailable
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.outbox import Outbox, OutItem
 from bot.store import inbox as inbox_store
@@ -32,6 +34,12 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 BATCH = 16  # pending events read at once for one contact
 STATUS_WAIT_ROUNDS = 30  # a status waits up to ~60 s for its send to be recorded
+TURN_LOCK_TTL = 30.0  # a worker that dies mid-turn frees its contact after this
+ORPHAN_AFTER = 30.0  # pending this long with several workers: its worker is gone
+LOCAL = "local"
+# Failed statuses that speak of the number's standing, not of one message: 131048
+# spam rate limit, 131049 marketing held back for ecosystem health, 368 blocked.
+QUALITY_SIGNALS = {131048, 131049, 368}
 
 
 class TurnRunner:
@@ -46,6 +54,7 @@ class TurnRunner:
         max_active: int = 256,
         clock: Callable[[], float] = time.time,
         on_turn: Callable[[str], None] | None = None,
+        locks: Limits | None = None,
     ) -> None:
         self._db = db
         self._keyring = keyring
@@ -55,6 +64,7 @@ class TurnRunner:
         self._slots = asyncio.Semaphore(max_active)
         self._clock = clock
         self._on_turn = on_turn or (lambda outcome: None)
+        self._locks = locks  # shared by every worker; None when this process is alone
         self._active: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
@@ -94,29 +104,77 @@ class TurnRunner:
 
     async def _worker(self, ci: str) -> None:
         try:
-            more = True
-            while more and not self._stopping:
-                self._again.discard(ci)
+            while not self._stopping:
+                token = await self._lock(ci)
+                if token is None:
+                    return  # nothing left to do: another worker took it all
                 try:
-                    events = await self._db.read(inbox_store.next_pending(ci, BATCH))
-                except Exception as exc:  # the store is unreachable: wait, then try again
-                    log.error("could not read pending events (%s)", type(exc).__name__)
-                    await asyncio.sleep(1.0)
-                    continue
-                failed = False
-                for event in events:
-                    if self._stopping:
-                        return
-                    async with self._slots:
-                        if not await self._run_one(event):
-                            failed = True  # retry it before anything after it
-                            break
-                # Read again only if something arrived meanwhile, the batch was full or
-                # a turn must be retried: the common case (one message) is one read.
-                more = failed or ci in self._again or len(events) == BATCH
+                    await self._drain(ci, token)
+                finally:
+                    await self._unlock(ci, token)
+                if ci not in self._again:
+                    return
         finally:
             self._active.pop(ci, None)
             self._again.discard(ci)
+
+    async def _drain(self, ci: str, token: str) -> None:
+        more = True
+        while more and not self._stopping:
+            self._again.discard(ci)
+            try:
+                events = await self._db.read(inbox_store.next_pending(ci, BATCH))
+            except Exception as exc:  # the store is unreachable: wait, then try again
+                log.error("could not read pending events (%s)", type(exc).__name__)
+                await asyncio.sleep(1.0)
+                continue
+            failed = False
+            for event in events:
+                if self._stopping or not await self._still_mine(ci, token):
+                    return
+                async with self._slots:
+                    if not await self._run_one(event):
+                        failed = True  # retry it before anything after it
+                        break
+            # Read again only if something arrived meanwhile, the batch was full or
+            # a turn must be retried: the common case (one message) is one read.
+            more = failed or ci in self._again or len(events) == BATCH
+
+    # Per-contact locks, when several workers share the work -------------------------
+
+    async def _lock(self, ci: str) -> str | None:
+        """Hold the contact's lock, so every worker's turns for one person run one at
+        a time. Alone, this process's task table is the lock (`LOCAL`). None when
+        another worker finished the person's events while this one waited."""
+        if self._locks is None:
+            return LOCAL
+        delay = 0.02
+        while not self._stopping:
+            try:
+                token = await self._locks.acquire(f"turn:{ci}", TURN_LOCK_TTL)
+            except LimitsUnavailable:
+                log.error("shared locks unreachable; turns wait")
+                token = None
+            if token is not None:
+                return token
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            if not await self._db.read(inbox_store.next_pending(ci, 1)):
+                return None
+        return None
+
+    async def _still_mine(self, ci: str, token: str) -> bool:
+        if self._locks is None:
+            return True
+        try:
+            return await self._locks.extend(f"turn:{ci}", token, TURN_LOCK_TTL)
+        except LimitsUnavailable:
+            return False
+
+    async def _unlock(self, ci: str, token: str) -> None:
+        if self._locks is not None:
+            with contextlib.suppress(LimitsUnavailable):
+                await self._locks.release(f"turn:{ci}", token)
 
     async def _run_one(self, pending: inbox_store.PendingEvent) -> bool:
         """Process one event; False when it failed and stays pending for a retry."""
@@ -173,6 +231,8 @@ class TurnRunner:
             inbox_store.finish(conn, pending.id, now, state)
 
         await self._db.write(unit)
+        if error is not None and error.code in QUALITY_SIGNALS:
+            await self._outbox.quality_signal(error.code)
 
     async def _message_turn(
         self, pending: inbox_store.PendingEvent, msg: InboundMessage, now: float
@@ -191,6 +251,9 @@ class TurnRunner:
             await asyncio.sleep(2.0)
             try:
                 again = await self._db.write(inbox_store.requeue_waiting(STATUS_WAIT_ROUNDS))
+                if self._locks is not None:  # events a dead worker took in
+                    before = self._clock() - ORPHAN_AFTER
+                    again += await self._db.read(inbox_store.stale_contacts(before))
             except Exception:
                 log.exception("could not requeue waiting status events")
                 continue

@@ -113,6 +113,24 @@ def pending_contacts(conn: Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
+def stale_contacts(received_before: float) -> Callable[[Connection], list[str]]:
+    """Contacts whose pending events have waited too long: the worker that took
+    them in died. Another worker picks them up (under the contact's lock)."""
+    query = (
+        select(inbox.c.contact_index)
+        .where(
+            and_(
+                inbox.c.state == PENDING,
+                inbox.c.received_at < bindparam("before"),
+                inbox.c.contact_index.is_not(None),
+            )
+        )
+        .group_by(inbox.c.contact_index)
+        .limit(500)
+    )
+    return lambda conn: [r[0] for r in conn.execute(query, {"before": received_before})]
+
+
 def requeue_waiting(older_than_attempts: int) -> Callable[[Connection], list[str]]:
     """Put waiting events (statuses that arrived before their send was recorded)
     back in line, and give up on those that waited long enough."""

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, insert, select, update
+from sqlalchemy import Connection, and_, case, delete, insert, or_, select, update
 
 from bot.store.tables import Contact, DataKey, Message
 
@@ -15,8 +15,10 @@ contacts = Contact.__table__
 data_keys = DataKey.__table__
 
 QUEUED, SENT, DELIVERED, READ, FAILED = "queued", "sent", "delivered", "read", "failed"
+REFUSED = "refused"  # stopped by the send gate; never reached Meta
 # Status webhooks can arrive out of order (read before delivered): only move forward.
-RANK = {QUEUED: 0, SENT: 1, DELIVERED: 2, READ: 3, FAILED: 4}
+RANK = {QUEUED: 0, SENT: 1, DELIVERED: 2, READ: 3, FAILED: 4, REFUSED: 4}
+LEASE = 20.0  # seconds a worker holds a queued row without renewing it
 
 
 def add(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -49,6 +51,10 @@ def mark_failed(
         error_title=title[:200],
         next_attempt_at=None,
     )
+
+
+def mark_refused(message_id: str, reason: str, now: float) -> Callable[[Connection], None]:
+    return _settle(message_id, now, status=REFUSED, error_title=reason, next_attempt_at=None)
 
 
 def schedule_retry(
@@ -100,6 +106,7 @@ def apply_status(
 class QueuedRow:
     id: str
     contact_id: str | None  # None: a farewell, sealed with the system key
+    category: str
     body: bytes
     attempts: int
     next_attempt_at: float | None
@@ -108,22 +115,85 @@ class QueuedRow:
     wrapped: bytes | None
 
 
-def queued(conn: Connection) -> list[QueuedRow]:
-    """Everything still to send after a restart, oldest first."""
-    rows = conn.execute(
-        select(
-            messages.c.id,
-            messages.c.contact_id,
-            messages.c.body,
-            messages.c.attempts,
-            messages.c.next_attempt_at,
-            contacts.c.data_key_id,
-            data_keys.c.kid,
-            data_keys.c.wrapped,
+_QUEUED = and_(messages.c.direction == "out", messages.c.status == QUEUED)
+
+
+def claimable(now: float, takeover: bool = False) -> Callable[[Connection], bool]:
+    """Is anything queued that no live worker holds? (A cheap read before claiming.)"""
+    free = _QUEUED if takeover else and_(_QUEUED, _lease_free(now))
+    query = select(messages.c.id).where(free).limit(1)
+    return lambda conn: conn.execute(query).first() is not None
+
+
+def _lease_free(now: float) -> Any:
+    return or_(messages.c.lease_until.is_(None), messages.c.lease_until < now)
+
+
+def claim(
+    owner: str, now: float, *, takeover: bool = False, limit: int = 500
+) -> Callable[[Connection], list[QueuedRow]]:
+    """Take queued rows no live worker holds, oldest first, leasing them to `owner`.
+
+    `takeover` ignores leases: a lone worker starting up knows their holders are gone.
+    On PostgreSQL, rows another worker is claiming at the same moment are skipped.
+    """
+
+    def run(conn: Connection) -> list[QueuedRow]:
+        free = _QUEUED if takeover else and_(_QUEUED, _lease_free(now))
+        pick = select(messages.c.id).where(free).order_by(messages.c.created_at).limit(limit)
+        if conn.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        ids = [r[0] for r in conn.execute(pick)]
+        if not ids:
+            return []
+        conn.execute(
+            update(messages)
+            .where(messages.c.id.in_(ids))
+            .values(lease_owner=owner, lease_until=now + LEASE)
         )
-        .outerjoin(contacts, contacts.c.id == messages.c.contact_id)
-        .outerjoin(data_keys, data_keys.c.id == contacts.c.data_key_id)
-        .where(and_(messages.c.direction == "out", messages.c.status == QUEUED))
-        .order_by(messages.c.created_at, messages.c.id)
+        rows = conn.execute(
+            select(
+                messages.c.id,
+                messages.c.contact_id,
+                messages.c.category,
+                messages.c.body,
+                messages.c.attempts,
+                messages.c.next_attempt_at,
+                contacts.c.data_key_id,
+                data_keys.c.kid,
+                data_keys.c.wrapped,
+            )
+            .outerjoin(contacts, contacts.c.id == messages.c.contact_id)
+            .outerjoin(data_keys, data_keys.c.id == contacts.c.data_key_id)
+            .where(messages.c.id.in_(ids))
+            .order_by(messages.c.created_at, messages.c.id)
+        )
+        return [QueuedRow(*r) for r in rows]
+
+    return run
+
+
+def renew(owner: str, ids: list[str], now: float) -> Callable[[Connection], None]:
+    """Keep holding the rows this worker still has in memory."""
+
+    def run(conn: Connection) -> None:
+        mine = or_(messages.c.lease_owner.is_(None), messages.c.lease_owner == owner)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            conn.execute(
+                update(messages)
+                .where(and_(messages.c.id.in_(chunk), messages.c.status == QUEUED, mine))
+                .values(lease_owner=owner, lease_until=now + LEASE)
+            )
+
+    return run
+
+
+def release(owner: str) -> Callable[[Connection], None]:
+    """On shutdown: what this worker still holds is free for the next one at once."""
+    query = (
+        update(messages)
+        .where(and_(_QUEUED, messages.c.lease_owner == owner))
+        .values(lease_owner=None, lease_until=None)
     )
-    return [QueuedRow(*r) for r in rows]
+    return lambda conn: conn.execute(query)

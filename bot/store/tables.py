@@ -42,6 +42,9 @@ class Contact(SQLModel, table=True):
     last_inbound_at: float | None = None
     profile_sealed: bytes | None = None  # flow state, slots, language, stated residence
     handoff_at: float | None = Field(default=None, index=True)
+    # Start of the business-initiated conversation that counts toward the messaging
+    # tier (unique people the business wrote to first in a rolling 24 hours).
+    initiated_at: float | None = Field(default=None, index=True)
 
 
 class InboxEvent(SQLModel, table=True):
@@ -74,7 +77,9 @@ class Message(SQLModel, table=True):
     """A message in either direction. Outbound rows double as the outbox.
 
     Outbound states: queued → sent → delivered → read, or failed (with Meta's
-    error code and title). `wamid_index` is the blind index of Meta's message id.
+    error code and title), or refused by the send gate (reason in `error_title`).
+    `wamid_index` is the blind index of Meta's message id. A queued row is held by
+    one worker at a time: `lease_owner` until `lease_until`, renewed while it waits.
     """
 
     __tablename__ = "messages"
@@ -101,6 +106,8 @@ class Message(SQLModel, table=True):
     next_attempt_at: float | None = None
     created_at: float
     updated_at: float
+    lease_owner: str | None = Field(default=None, max_length=40)
+    lease_until: float | None = None
 
 
 class Consent(SQLModel, table=True):

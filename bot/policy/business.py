@@ -1,0 +1,239 @@
+"""Business-initiated sends: a template to a person, queued through the gate.
+
+`python -m bot send` (and, later, the support API) come here. The gate is
+asked at once so the caller learns the reason for a refusal; an accepted
+message is written to the outbox in one transaction with its audit entry and,
+when it opens a conversation the business started, its place in the
+messaging tier. A running server's outbox picks it up from the store within
+a second and asks the gate again just before sending.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from sqlalchemy import Connection
+
+from bot import audit
+from bot.crypto import Keyring, WrappedKey
+from bot.policy.gate import Category, Facts, Reason, Request, business_initiated, decide
+from bot.policy.sending import refusal_event, template_status
+from bot.policy.templates import Registry, TemplateRefused
+from bot.privacy.jurisdiction import language_for
+from bot.privacy.profile import Profile
+from bot.runtime.records import message_row, new_contact
+from bot.store import contacts as contact_store
+from bot.store import outbox as message_store
+from bot.store import policy as policy_store
+from bot.store.db import Database
+from bot.whatsapp.messages import Outbound, Recipient, Text, graph_body
+
+OPERATOR = "operator"
+
+
+class SendRefused(Exception):
+    def __init__(self, reason: Reason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    message_id: str
+    language: str
+    initiated: bool  # opened a business-initiated conversation (counts toward the tier)
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSend:
+    e164: str
+    template: str
+    category: str
+    params: Mapping[str, str]
+    language: str | None = None  # default: the person's language, else the number's
+
+
+@dataclass(slots=True)
+class _Person:
+    """Who a business-initiated message is for, as the gate and the store see them."""
+
+    e164: str
+    phone_index: str
+    row: contact_store.ContactRow | None
+    facts: Facts
+    subject: str  # their pseudonym for the audit log ("unknown" if never met)
+
+
+async def _person(db: Database, keyring: Keyring, e164: str) -> _Person:
+    phone_index = keyring.blind_index("phone", e164)
+    row = await db.read(contact_store.find(phone_index, None))
+    user_index = row.user_index if row else None
+    suppressed = await db.read(lambda c: policy_store.is_suppressed(c, phone_index, user_index))
+    facts = Facts(
+        known=row is not None,
+        marketing=row.marketing if row else None,
+        last_inbound_at=row.last_inbound_at if row else None,
+        suppressed=suppressed,
+    )
+    subject = keyring.blind_index("pseudonym", row.id) if row else "unknown"
+    return _Person(e164, phone_index, row, facts, subject)
+
+
+async def queue_template(
+    db: Database,
+    keyring: Keyring,
+    templates: Registry,
+    send: TemplateSend,
+    *,
+    tier: int | None,
+    actor: str = OPERATOR,
+    now: float | None = None,
+) -> Queued:
+    """Queue one template message, or raise `SendRefused` (already audited)."""
+    now = time.time() if now is None else now
+    person = await _person(db, keyring, send.e164)
+    detail = {"template": send.template[:64]}
+    try:
+        category = Category(send.category)
+    except ValueError:
+        category = None
+    request = Request(category or Category.MARKETING, send.template)
+    if category is None or category is Category.SERVICE:
+        reason: Reason | None = Reason.CATEGORY_MISMATCH  # templates are never plain replies
+    else:
+        status = template_status(templates, send.template)
+        reason = decide(request, person.facts, now, status, erased_if_unknown=False)
+    language = _language(templates, send, person.row, keyring)
+    message: Outbound | None = None
+    if reason is None:
+        try:
+            message = templates.message(send.template, language, send.params)
+        except TemplateRefused as refused:
+            reason = Reason(refused.reason)
+    if reason is not None or message is None:
+        await _refuse(db, actor, reason or Reason.UNKNOWN_TEMPLATE, send.category, person, detail)
+    assert message is not None
+    initiated = business_initiated(request, person.facts, now)
+    message_id = await _write(
+        db, keyring, person, message, request.category, actor, now,
+        tier=tier if initiated else NOT_COUNTED, detail=detail,
+    )  # fmt: skip
+    return Queued(message_id, language, initiated)
+
+
+async def queue_text(
+    db: Database,
+    keyring: Keyring,
+    e164: str,
+    text: str,
+    *,
+    actor: str = OPERATOR,
+    now: float | None = None,
+) -> str:
+    """Queue a free-form reply (support staff answering a person): only inside their
+    24-hour window, and never to someone erased or never met."""
+    now = time.time() if now is None else now
+    person = await _person(db, keyring, e164)
+    request = Request(Category.SERVICE)
+    reason = decide(request, person.facts, now, erased_if_unknown=False)
+    if reason is not None:
+        await _refuse(db, actor, reason, Category.SERVICE.value, person, {})
+    return await _write(db, keyring, person, Text(text), Category.SERVICE, actor, now)
+
+
+NOT_COUNTED = -1  # a message that opens no business-initiated conversation
+
+
+async def _write(
+    db: Database,
+    keyring: Keyring,
+    person: _Person,
+    message: Outbound,
+    category: Category,
+    actor: str,
+    now: float,
+    *,
+    tier: int | None = NOT_COUNTED,
+    detail: dict[str, Any] | None = None,
+) -> str:
+    """The message, its audit entry, a new contact if needed and its place in the tier:
+    one transaction. Refuses (audited) when the tier is full."""
+    row = person.row
+    created = None
+    if row is not None:
+        contact_id = row.id
+        dk = keyring.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
+    else:
+        contact_id = uuid.uuid4().hex
+        dk, wrapped = keyring.new_data_key(uuid.uuid4().hex)
+        created = new_contact(
+            dk, wrapped, contact_id, phone_index=person.phone_index, user_index=None,
+            e164=person.e164, user_id=None, name=None, now=now, last_inbound_at=None,
+        )  # fmt: skip
+        person.subject = keyring.blind_index("pseudonym", contact_id)
+    body = graph_body(message, Recipient(wa_id=person.e164.lstrip("+")))
+    out = message_row(
+        dk, contact_id, "out", message.kind, body, message_store.QUEUED, now,
+        category=category.value, leased=False,
+    )  # fmt: skip
+    counted = tier != NOT_COUNTED
+    queued = audit.Event(
+        actor, "message_queued",
+        detail={"category": category.value, "subject": person.subject, "initiated": counted,
+                **(detail or {})},
+    )  # fmt: skip
+
+    def unit(conn: Connection) -> bool:
+        if counted and created is not None:
+            if tier is not None and policy_store.tier_used(conn, now) >= tier:
+                return False
+            created["contact"]["initiated_at"] = now
+        if created is not None:
+            contact_store.create(conn, key=created["key"], contact=created["contact"])
+        elif counted and not policy_store.admit_to_tier(conn, contact_id, tier, now):
+            return False
+        message_store.add(conn, [out])
+        audit.append(conn, [queued])
+        return True
+
+    if not await db.write(unit):
+        await _refuse(db, actor, Reason.TIER_EXHAUSTED, category.value, person, detail or {})
+    return str(out["id"])
+
+
+async def _refuse(
+    db: Database,
+    actor: str,
+    reason: Reason,
+    category: str,
+    person: _Person,
+    detail: dict[str, Any],
+) -> NoReturn:
+    event = refusal_event(actor, reason, category[:16], subject=person.subject, **detail)
+    await db.write(lambda conn: audit.append(conn, [event]))
+    raise SendRefused(reason)
+
+
+def _language(
+    templates: Registry,
+    send: TemplateSend,
+    row: contact_store.ContactRow | None,
+    keyring: Keyring,
+) -> str:
+    """The caller's choice, else the person's chosen language, else their number's,
+    else English — the first one the template has."""
+    if send.language:
+        return send.language
+    spec = templates.get(send.template)
+    chosen = None
+    if row is not None and row.profile_sealed:
+        dk = keyring.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
+        chosen = Profile.open(dk, row.id, row.profile_sealed).language
+    for candidate in (language_for(chosen, send.e164), language_for(None, send.e164), "en"):
+        if spec is None or candidate in spec.languages:
+            return candidate
+    return "en"

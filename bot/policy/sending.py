@@ -1,0 +1,108 @@
+"""The gate as the outbox meets it: fresh facts just before each send.
+
+A message can wait in the outbox for a while (retries, pacing, a restart), and
+meanwhile the person may have said STOP, been erased or let their 24-hour
+window close. So every durable message is checked again right before it goes;
+a refusal marks it `refused` with the reason, writes `policy_refused` to the
+audit log in the same transaction, and counts it — Meta never sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from bot import audit
+from bot.policy.gate import Category, Facts, Reason, Request, TemplateStatus, decide
+from bot.policy.templates import Registry
+from bot.store import outbox as message_store
+from bot.store import policy as policy_store
+from bot.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    reason: Reason | None = None
+    drop: bool = False  # not ours to send any more (sent, refused, or leased elsewhere)
+
+
+SEND = Verdict()
+DROP = Verdict(drop=True)
+
+
+class SendGate:
+    def __init__(
+        self,
+        db: Database,
+        owner: str,
+        template_status: Callable[[str], TemplateStatus | None],
+        on_refused: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._owner = owner
+        self._template_status = template_status
+        self._on_refused = on_refused or (lambda reason, category: None)
+
+    async def check(
+        self,
+        message_id: str,
+        category: str,
+        template: str | None,
+        confirmation: bool,
+        now: float,
+    ) -> Verdict:
+        found = await self._db.read(lambda c: policy_store.recipient_of(c, message_id))
+        if found.status is None and confirmation:
+            return DROP  # the farewell was sent and forgotten already
+        if found.status is not None and found.status != message_store.QUEUED:
+            return DROP
+        if found.lease_owner not in (None, self._owner):
+            return DROP
+        facts = Facts(
+            known=found.contact_id is not None,
+            marketing=found.marketing,
+            last_inbound_at=found.last_inbound_at,
+            suppressed=found.suppressed,
+        )
+        request = Request(_category(category), template, confirmation)
+        status = self._template_status(template) if template else None
+        return Verdict(decide(request, facts, now, status))
+
+    def refuse(
+        self, message_id: str, reason: Reason, category: str, actor: str, now: float
+    ) -> Callable[[Connection], Any]:
+        """Mark the message refused and audit why, in one transaction."""
+        log.info("send refused by policy: reason=%s category=%s", reason.value, category)
+        self._on_refused(reason.value, category)
+        event = refusal_event(actor, reason, category)
+        mark = message_store.mark_refused(message_id, reason.value, now)
+
+        def unit(conn: Connection) -> None:
+            mark(conn)
+            audit.append(conn, [event])
+
+        return unit
+
+
+def refusal_event(actor: str, reason: Reason, category: str, **detail: Any) -> audit.Event:
+    return audit.Event(
+        actor, "policy_refused", outcome=reason.value, detail={"category": category, **detail}
+    )
+
+
+def template_status(registry: Registry, name: str) -> TemplateStatus | None:
+    spec = registry.get(name)
+    return TemplateStatus(spec.category, spec.status) if spec else None
+
+
+def _category(value: str) -> Category:
+    try:
+        return Category(value)
+    except ValueError:
+        return Category.MARKETING  # an unknown category gets the strictest rules

@@ -1,0 +1,91 @@
+"""Alerts: something a human should look at now.
+
+An alert is an error-level log line (what an operator's log shipping pages
+on), an `alert_raised` audit entry (so the record shows when the bot knew)
+and a metric. `FailureWatch` raises one when too many sends fail within a
+window — the early sign of a blocked number, an expired token or a broken
+template.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from bot import audit
+from bot.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class Alerts:
+    def __init__(self, db: Database | None, count: Callable[[str], None]) -> None:
+        self._db = db
+        self._count = count
+        self._writes: set[asyncio.Task[Any]] = set()
+
+    def raise_(self, event: str, fields: dict[str, Any]) -> None:
+        """Log, count and audit an alert. `fields` hold codes and counts, never personal data."""
+        self._count(event)
+        log.error("ALERT %s %s", event, " ".join(f"{k}={v}" for k, v in sorted(fields.items())))
+        if self._db is None:
+            return
+        entry = audit.Event(audit.SYSTEM, "alert_raised", outcome=event, detail=fields)
+        db = self._db
+        task = asyncio.get_running_loop().create_task(
+            db.write(lambda conn: audit.append(conn, [entry]))
+        )
+        self._writes.add(task)
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[Any]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not audit an alert (%s)", type(task.exception()).__name__)
+
+    async def drain(self) -> None:
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+
+class FailureWatch:
+    """The share of failed sends over the last `window` seconds, and one alert per window."""
+
+    def __init__(
+        self,
+        alerts: Alerts,
+        *,
+        threshold: float,
+        window: float,
+        min_sends: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self._alerts = alerts
+        self._threshold = threshold
+        self._window = window
+        self._min = min_sends
+        self._clock = clock
+        self._results: deque[tuple[float, bool]] = deque()
+        self._failures = 0
+        self._quiet_until = float("-inf")
+
+    def record(self, ok: bool) -> None:
+        now = self._clock()
+        self._results.append((now, ok))
+        self._failures += not ok
+        while self._results and self._results[0][0] < now - self._window:
+            _, was_ok = self._results.popleft()
+            self._failures -= not was_ok
+        total = len(self._results)
+        if total < self._min or now < self._quiet_until:
+            return
+        rate = self._failures / total
+        if rate >= self._threshold:
+            self._quiet_until = now + self._window
+            self._alerts.raise_(
+                "send_failure_rate",
+                {"failed": self._failures, "sends": total, "window_s": int(self._window)},
+            )

@@ -1,0 +1,287 @@
+"""The send gate, through the real app: signed webhooks in, `send` through the gate,
+and what reached the fake Graph API (or, for every refusal, did not).
+
+The bot runs on a clock the tests move, so "25 hours later" takes no time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.app import create_app
+from bot.policy.business import SendRefused, TemplateSend, queue_template, queue_text
+from bot.policy.gate import Category, Facts, Reason, Request, TemplateStatus, decide
+from bot.simulator.fake_graph import FakeGraph
+from tests.conftest import Bot, make_settings
+from tests.flowkit import GERMANY, UK, say, tap, text_of
+from tests.servers import running
+
+HOUR = 3600.0
+PARAMS = {"name": "Ada", "offer": "10% off", "until": "Friday"}
+ORDER = {"name": "Ada", "order": "A-17", "status": "shipped"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def gated(
+    db_url: str, graph: tuple[FakeGraph, str], clock: Clock, request: pytest.FixtureRequest
+) -> AsyncIterator[Bot]:
+    fake, api_url = graph
+    settings = make_settings(db_url, api_url, **(getattr(request, "param", {}) or {}))
+    app = create_app(settings, clock=clock)
+    async with running(app) as url, httpx.AsyncClient(timeout=30) as http:
+        yield Bot(url=url, services=app.extensions["bot"], fake=fake, http=http, settings=settings)
+
+
+async def send(
+    bot: Bot, clock: Clock, to: str, template: str, category: str, params: dict[str, str]
+) -> str:
+    s = bot.services
+    queued = await queue_template(
+        s.db, s.keyring, s.templates, TemplateSend(to, template, category, params),
+        tier=bot.settings.messaging_tier, now=clock(),
+    )  # fmt: skip
+    return queued.message_id
+
+
+async def refused(bot: Bot, clock: Clock, to: str, template: str, category: str) -> Reason:
+    with pytest.raises(SendRefused) as caught:
+        await send(bot, clock, to, template, category, ORDER if "order" in template else PARAMS)
+    return caught.value.reason
+
+
+async def templates_sent(bot: Bot, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """Wait for the outbox to pick the queued rows up, then list the templates Meta got."""
+    await bot.idle()
+    await wait_queue_empty(bot, timeout)
+    return [m.body for m in bot.fake.sent if m.body.get("type") == "template"]
+
+
+async def wait_queue_empty(bot: Bot, timeout: float) -> None:
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = await bot.sql("SELECT count(*) FROM messages WHERE status='queued'")
+        if not rows[0][0] and not bot.services.outbox.depth:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("queued messages were not sent")
+
+
+async def audit_refusals(bot: Bot) -> list[str]:
+    rows = await bot.sql("SELECT outcome FROM audit WHERE event='policy_refused' ORDER BY id")
+    return [r[0] for r in rows]
+
+
+async def opt_in(bot: Bot, who: str) -> None:
+    await say(bot, who, "JOIN")
+    await tap(bot, who, "optin.yes")
+    await bot.idle()
+
+
+# Refusals --------------------------------------------------------------------------------
+
+
+async def test_marketing_without_consent_is_refused_and_audited(gated: Bot, clock: Clock) -> None:
+    await say(gated, UK, "hello")
+    assert await refused(gated, clock, UK, "promo_offer", "marketing") == Reason.NO_CONSENT
+    assert await templates_sent(gated) == []
+    assert await audit_refusals(gated) == ["no_consent"]
+    rows = await gated.sql("SELECT count(*) FROM messages WHERE kind='template'")
+    assert rows[0][0] == 0
+
+
+async def test_after_stop_nothing_business_initiated_goes(gated: Bot, clock: Clock) -> None:
+    await opt_in(gated, UK)
+    (confirmed,) = await say(gated, UK, "STOP")
+    assert "START" in text_of(confirmed)
+    await gated.idle()
+    assert await refused(gated, clock, UK, "promo_offer", "marketing") == Reason.SUPPRESSED
+    assert await refused(gated, clock, UK, "order_update", "utility") == Reason.SUPPRESSED
+    assert await templates_sent(gated) == []
+    # START and a new yes lift the suppression: the same utility message now goes.
+    await opt_in(gated, UK)
+    await send(gated, clock, UK, "order_update", "utility", ORDER)
+    assert len(await templates_sent(gated)) == 1
+
+
+async def test_free_form_outside_the_window_is_refused(gated: Bot, clock: Clock) -> None:
+    await say(gated, UK, "hello")
+    clock.advance(25 * HOUR)
+    s = gated.services
+    with pytest.raises(SendRefused) as caught:
+        await queue_text(s.db, s.keyring, UK, "Are you still there?", now=clock())
+    assert caught.value.reason == Reason.OUTSIDE_WINDOW
+    assert await audit_refusals(gated) == ["outside_window"]
+
+
+async def test_an_erased_number_is_suppressed(gated: Bot, clock: Clock) -> None:
+    await say(gated, UK, "DELETE MY DATA")
+    await say(gated, UK, "YES")
+    await gated.idle()
+    assert await refused(gated, clock, UK, "order_update", "utility") == Reason.SUPPRESSED
+    assert await gated.sql("SELECT count(*) FROM contacts") == [(0,)]  # nothing recreated
+
+
+async def test_unknown_or_miscategorised_templates_are_refused(gated: Bot, clock: Clock) -> None:
+    await opt_in(gated, UK)
+    assert await refused(gated, clock, UK, "casino_bonus", "marketing") == Reason.UNKNOWN_TEMPLATE
+    assert await refused(gated, clock, UK, "promo_offer", "utility") == Reason.CATEGORY_MISMATCH
+    assert await refused(gated, clock, UK, "order_update", "service") == Reason.CATEGORY_MISMATCH
+    with pytest.raises(SendRefused) as caught:
+        await send(gated, clock, UK, "order_update", "utility", {"name": "Ada"})
+    assert caught.value.reason == Reason.TEMPLATE_PARAMS
+    assert await templates_sent(gated) == []
+
+
+@pytest.mark.parametrize("gated", [{"BOT_MESSAGING_TIER": "250"}], indirect=True)
+async def test_the_messaging_tier_caps_new_people_in_24_hours(gated: Bot, clock: Clock) -> None:
+    numbers = [f"+4477009{i:05d}" for i in range(251)]
+    for number in numbers[:250]:
+        await send(gated, clock, number, "order_update", "utility", ORDER)
+    assert await refused(gated, clock, numbers[250], "order_update", "utility") == (
+        Reason.TIER_EXHAUSTED
+    )
+    # Someone already written to in these 24 hours costs no new place.
+    await send(gated, clock, numbers[0], "order_update", "utility", ORDER)
+    assert await gated.sql("SELECT count(*) FROM contacts") == [(250,)]
+    # A day later the places are free again.
+    clock.advance(24 * HOUR + 1)
+    await send(gated, clock, numbers[250], "order_update", "utility", ORDER)
+
+
+# Acceptances -----------------------------------------------------------------------------
+
+
+async def test_marketing_with_consent_goes_as_a_template(gated: Bot, clock: Clock) -> None:
+    await opt_in(gated, GERMANY)
+    await send(gated, clock, GERMANY, "promo_offer", "marketing", PARAMS)
+    (body,) = await templates_sent(gated)
+    assert body["to"] == GERMANY.lstrip("+")
+    template = body["template"]
+    assert template["name"] == "promo_offer"
+    assert template["language"] == {"code": "de"}  # the person's language
+    names = [p["parameter_name"] for p in template["components"][0]["parameters"]]
+    assert names == ["name", "offer", "until"]
+    rows = await gated.sql("SELECT category, status FROM messages WHERE kind='template'")
+    assert rows == [("marketing", "sent")]
+
+
+async def test_free_form_inside_the_window_goes(gated: Bot, clock: Clock) -> None:
+    await say(gated, UK, "hello")
+    clock.advance(23 * HOUR)
+    s = gated.services
+    await queue_text(s.db, s.keyring, UK, "Your parcel left the warehouse.", now=clock())
+    await gated.idle()
+    await wait_queue_empty(gated, 5.0)
+    assert "Your parcel left the warehouse." in [text_of(m.body) for m in gated.fake.sent]
+
+
+async def test_a_template_outside_the_window_opens_a_conversation(gated: Bot, clock: Clock) -> None:
+    await say(gated, UK, "hello")
+    clock.advance(30 * HOUR)
+    await send(gated, clock, UK, "order_update", "utility", ORDER)
+    assert len(await templates_sent(gated)) == 1
+    rows = await gated.sql("SELECT initiated_at IS NOT NULL FROM contacts")
+    assert rows == [(True,)]
+
+
+async def test_utility_to_a_new_number_creates_a_sealed_contact(gated: Bot, clock: Clock) -> None:
+    await send(gated, clock, UK, "order_update", "utility", ORDER)
+    (body,) = await templates_sent(gated)
+    assert body["to"] == UK.lstrip("+")
+    rows = await gated.sql("SELECT phone_sealed IS NOT NULL, last_inbound_at FROM contacts")
+    assert rows == [(True, None)]
+
+
+# At send time ----------------------------------------------------------------------------
+
+
+async def test_the_gate_is_asked_again_just_before_sending(gated: Bot, clock: Clock) -> None:
+    await opt_in(gated, UK)
+    gated.services.outbox.timing.quality_pause = 1.5
+    await gated.services.outbox.quality_signal(368)  # everything waits 1.5 s
+    await send(gated, clock, UK, "promo_offer", "marketing", PARAMS)
+    await say(gated, UK, "STOP", count=0)  # meanwhile, the person says STOP
+    await gated.idle(timeout=10)
+    await wait_queue_empty(gated, 10.0)
+    assert [m.body for m in gated.fake.sent if m.body["type"] == "template"] == []
+    assert any("START" in text_of(m.body) for m in gated.fake.sent)  # STOP still confirmed
+    rows = await gated.sql("SELECT status, error_title FROM messages WHERE kind='template'")
+    assert rows == [("refused", "suppressed")]
+    assert "suppressed" in await audit_refusals(gated)
+    metrics = (await gated.http.get(gated.url + "/metrics")).text
+    assert 'bot_policy_refusals_total{category="marketing",reason="suppressed"} 1.0' in metrics
+
+
+async def test_a_reply_still_queued_when_the_window_closes_is_refused(
+    gated: Bot, clock: Clock
+) -> None:
+    await say(gated, UK, "hello")
+    s = gated.services
+    s.outbox.timing.quality_pause = 1.0
+    await s.outbox.quality_signal(368)
+    await queue_text(s.db, s.keyring, UK, "late answer", now=clock())
+    clock.advance(24 * HOUR + 60)
+    await wait_queue_empty(gated, 10.0)
+    assert "late answer" not in [text_of(m.body) for m in gated.fake.sent]
+    rows = await gated.sql("SELECT error_title FROM messages WHERE status='refused'")
+    assert rows == [("outside_window",)]
+
+
+# The rules alone -------------------------------------------------------------------------
+
+
+def facts(**kw: Any) -> Facts:
+    base: dict[str, Any] = {
+        "known": True, "marketing": None, "last_inbound_at": 0.0, "suppressed": False
+    }  # fmt: skip
+    return Facts(**{**base, **kw})
+
+
+APPROVED = TemplateStatus("marketing", "approved")
+
+
+@pytest.mark.parametrize(
+    ("request_", "facts_", "template", "reason"),
+    [
+        (Request(Category.SERVICE), facts(known=False), None, Reason.ERASED),
+        (Request(Category.SERVICE, confirmation=True), facts(known=False), None, None),
+        (Request(Category.SERVICE), facts(suppressed=True), None, None),
+        (Request(Category.UTILITY, "t"), facts(suppressed=True), APPROVED, Reason.SUPPRESSED),
+        (Request(Category.MARKETING, "t"), facts(), None, Reason.UNKNOWN_TEMPLATE),
+        (
+            Request(Category.MARKETING, "t"),
+            facts(marketing="granted"),
+            TemplateStatus("marketing", "paused"),
+            Reason.TEMPLATE_NOT_APPROVED,
+        ),
+        (Request(Category.MARKETING, "t"), facts(marketing="revoked"), APPROVED, Reason.NO_CONSENT),
+        (Request(Category.MARKETING, "t"), facts(marketing="granted"), APPROVED, None),
+        (Request(Category.MARKETING), facts(marketing="granted"), None, None),
+        (Request(Category.SERVICE), facts(last_inbound_at=-25 * HOUR), None, Reason.OUTSIDE_WINDOW),
+    ],
+)
+def test_decide(request_: Request, facts_: Facts, template: Any, reason: Reason | None) -> None:
+    assert decide(request_, facts_, 0.0, template) == reason
