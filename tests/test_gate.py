@@ -6,6 +6,7 @@ The bot runs on a clock the tests move, so "25 hours later" takes no time.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -78,8 +79,6 @@ async def templates_sent(bot: Bot, timeout: float = 5.0) -> list[dict[str, Any]]
 
 
 async def wait_queue_empty(bot: Bot, timeout: float) -> None:
-    import asyncio
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rows = await bot.sql("SELECT count(*) FROM messages WHERE status='queued'")
@@ -285,3 +284,36 @@ APPROVED = TemplateStatus("marketing", "approved")
 )
 def test_decide(request_: Request, facts_: Facts, template: Any, reason: Reason | None) -> None:
     assert decide(request_, facts_, 0.0, template) == reason
+
+
+# The command line --------------------------------------------------------------------------
+
+
+async def test_send_command_answers_with_the_gates_reason(
+    gated: Bot, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m bot send` in its own store connection; the running bot sends what it queued."""
+    from bot.cli import main
+
+    s = gated.settings
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN",
+                 "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_API_URL", "DATABASE_URL",
+                 "BOT_MASTER_KEYS", "BOT_INDEX_KEY"):  # fmt: skip
+        monkeypatch.setenv(name, str(getattr(s, name)))
+    await say(gated, UK, "hello")
+    await gated.idle()
+
+    base = ["send", "--to", UK, "--param", "name=Ada"]
+    marketing = [*base, "--template", "promo_offer", "--category", "marketing",
+                 "--param", "offer=10% off", "--param", "until=Friday"]  # fmt: skip
+    assert await asyncio.to_thread(main, marketing) == 1
+    assert "refused: no_consent" in capsys.readouterr().err
+
+    utility = [*base, "--template", "order_update", "--category", "utility",
+               "--param", "order=A-17", "--param", "status=shipped"]  # fmt: skip
+    assert await asyncio.to_thread(main, utility) == 0
+    assert capsys.readouterr().out.startswith("accepted: message ")
+    (body,) = await templates_sent(gated)
+    assert body["template"]["name"] == "order_update"
+    assert await audit_refusals(gated) == ["no_consent"]

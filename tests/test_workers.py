@@ -128,3 +128,41 @@ async def test_two_processes_share_one_send_rate(pair) -> None:
     assert times[-1] - times[0] >= (len(times) - 2) / 2 - 0.25
     hits = query(tmp, "SELECT count(*) FROM messages WHERE status='sent'")[0][0]
     assert hits == len(times)
+
+
+@pytest.mark.slow
+async def test_serve_runs_several_workers_on_one_port(tmp_path: Path) -> None:
+    require(bool(REDIS_URL), "Redis not configured (set BOT_TEST_REDIS_URL)")
+    fake = FakeGraph(phone_number_id=PHONE_NUMBER_ID, tokens=[TOKEN])
+    async with running(create_fake_app(fake)) as graph_url:
+        port = free_port()
+        env = bot_env(tmp_path, port, graph_url + "/v21.0")
+        env.update(
+            REDIS_URL=REDIS_URL, BOT_REDIS_PREFIX=f"test-{uuid.uuid4().hex[:12]}:", BOT_WORKERS="2"
+        )
+        proc = start_bot(env, tmp_path)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                await wait_ready(http, url, proc)
+                children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+                assert len(children) == 2
+                senders = [f"+4477009005{i:02d}" for i in range(10)]
+                for i, sender in enumerate(senders):
+                    await deliver(http, url, sender, "hello", ts=3_000 + i)
+                await settled(tmp_path)
+            assert sorted(m.to for m in fake.sent) == sorted(s[1:] for s in senders)
+            # A worker that dies is started again.
+            os.kill(int(children[0]), signal.SIGKILL)
+            for _ in range(100):
+                now = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+                if len(now) == 2 and children[0] not in now:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the dead worker was not replaced")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
