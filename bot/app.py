@@ -142,6 +142,7 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
         text_settings(settings),
         system_key=lambda: services_ref[0].outbox_key,
         limiter=InboundLimiter(limits, settings.BOT_INBOUND_PER_MINUTE, settings.BOT_INBOUND_BURST),
+        handoff_timeout=settings.BOT_HANDOFF_TIMEOUT,
     )
     turns = TurnRunner(
         db,

@@ -172,6 +172,14 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_handoff(args: argparse.Namespace) -> int:
+    from bot.operator import end_handoff
+
+    asyncio.run(end_handoff(_settings(args.dev), args.number))
+    print("handed back: the bot answers this person again")
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from bot.operator import verify_audit
 
@@ -279,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lang", default=None, help="language code (default: the person's)")
     p.add_argument("--dev", action="store_true", help="use the development secrets in var/")
     p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("handoff", help="give a handed-off conversation back to the bot")
+    p.add_argument("action", choices=["end"])
+    p.add_argument("number", help="+E164")
+    p.add_argument("--dev", action="store_true", help="use the development secrets in var/")
+    p.set_defaults(func=cmd_handoff)
 
     p = sub.add_parser("purge", help="delete what is past its retention period (audited)")
     p.add_argument("--dev", action="store_true", help="use the development secrets in var/")

@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     BOT_RECIPIENT_PER_MINUTE: float = Field(default=10, gt=0)
     BOT_RECIPIENT_BURST: int = Field(default=45, ge=1)
     BOT_MESSAGING_TIER: str = "250"
+    BOT_HANDOFF_TIMEOUT: int = Field(default=86400, ge=0)
     BOT_ALERT_FAILURE_RATE: float = Field(default=0.2, gt=0, le=1)
     BOT_ALERT_WINDOW: int = Field(default=300, ge=10)
     BOT_ALERT_MIN_SENDS: int = Field(default=20, ge=1)

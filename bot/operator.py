@@ -16,6 +16,7 @@ from sqlalchemy import Connection, select
 
 from bot import audit
 from bot.config import Settings
+from bot.conversation.engine import HOME
 from bot.crypto import Keyring, WrappedKey
 from bot.policy.business import Queued, SendRefused, TemplateSend, queue_template
 from bot.privacy import access, erasure
@@ -135,6 +136,34 @@ async def send_template(
         return await queue_template(db, kr, templates, send, tier=settings.messaging_tier)
     except SendRefused as refused:
         raise OperatorError(f"refused: {refused.reason.value}") from None
+    finally:
+        await db.stop()
+
+
+async def end_handoff(settings: Settings, number: str) -> None:
+    """Give a handed-off conversation back to the bot: the person's next message gets
+    the menu again. (The support API will do the same for staff.)"""
+    e164 = normalize_e164(number)
+    db, kr = await _open(settings)
+    try:
+        row = await db.read(contact_store.find(kr.blind_index("phone", e164), None))
+        if row is None or row.handoff_at is None:
+            raise OperatorError("that conversation is not handed off")
+        dk = kr.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
+        profile = Profile.open(dk, row.id, row.profile_sealed)
+        now = time.time()
+        profile.state, profile.since = HOME, now
+        sealed = profile.seal(dk, row.id)
+        event = audit.Event(
+            OPERATOR, "handoff_ended", outcome="handed_back",
+            detail={"via": "cli", "subject": kr.blind_index("pseudonym", row.id)},
+        )  # fmt: skip
+
+        def unit(conn: Connection) -> None:
+            contact_store.touch(conn, row.id, handoff_at=None, profile_sealed=sealed)
+            audit.append(conn, [event])
+
+        await db.write(unit)
     finally:
         await db.stop()
 

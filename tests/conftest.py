@@ -12,6 +12,7 @@ import asyncio
 import base64
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,15 @@ def make_settings(db_url: str, api_url: str, **overrides: Any) -> Settings:
     return load_settings(env_file=None, **values)
 
 
+def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, cwd: Path) -> None:
+    """Point `python -m bot …` run in this process at the same store and keys as `settings`."""
+    monkeypatch.chdir(cwd)  # no stray .env
+    for name in ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN",
+                 "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_API_URL", "DATABASE_URL",
+                 "BOT_MASTER_KEYS", "BOT_INDEX_KEY"):  # fmt: skip
+        monkeypatch.setenv(name, str(getattr(settings, name)))
+
+
 async def reset_postgres(url: str) -> None:
     engine = create_async_engine(url)
     async with engine.begin() as conn:
@@ -123,6 +133,19 @@ async def graph() -> AsyncIterator[tuple[FakeGraph, str]]:
         yield fake, url + "/v21.0"
 
 
+class Clock:
+    """The time the bot judges every rule by; tests move it instead of waiting."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 @dataclass
 class Bot:
     """A running bot, the fake Graph API behind it, and Meta's side of the webhook."""
@@ -134,6 +157,7 @@ class Bot:
     settings: Settings
     sent_before: int = 0
     wamids: list[str] = field(default_factory=list)
+    clock: Clock = field(default_factory=Clock)
 
     async def post(self, body: dict[str, Any] | bytes, secret: str = APP_SECRET) -> httpx.Response:
         raw, headers = webhooks.signed(body, secret)
@@ -182,9 +206,10 @@ async def bot(
     fake, api_url = graph
     overrides = getattr(request, "param", {}) or {}
     settings = make_settings(db_url, api_url, **overrides)
-    app = create_app(settings)
+    clock = Clock()
+    app = create_app(settings, clock=clock)
     async with running(app) as url, httpx.AsyncClient(timeout=30) as http:
-        yield Bot(url=url, services=app.extensions["bot"], fake=fake, http=http, settings=settings)
+        yield Bot(url, app.extensions["bot"], fake, http, settings, clock=clock)
 
 
 def dumps(value: Any) -> bytes:

@@ -8,50 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
-from bot.app import create_app
 from bot.policy.business import SendRefused, TemplateSend, queue_template, queue_text
 from bot.policy.gate import Category, Facts, Reason, Request, TemplateStatus, decide
-from bot.simulator.fake_graph import FakeGraph
-from tests.conftest import Bot, make_settings
+from tests.conftest import Bot, Clock, cli_env
 from tests.flowkit import GERMANY, UK, say, tap, text_of
-from tests.servers import running
 
 HOUR = 3600.0
 PARAMS = {"name": "Ada", "offer": "10% off", "until": "Friday"}
 ORDER = {"name": "Ada", "order": "A-17", "status": "shipped"}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
+@pytest.fixture
+def gated(bot: Bot) -> Bot:
+    return bot
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def gated(
-    db_url: str, graph: tuple[FakeGraph, str], clock: Clock, request: pytest.FixtureRequest
-) -> AsyncIterator[Bot]:
-    fake, api_url = graph
-    settings = make_settings(db_url, api_url, **(getattr(request, "param", {}) or {}))
-    app = create_app(settings, clock=clock)
-    async with running(app) as url, httpx.AsyncClient(timeout=30) as http:
-        yield Bot(url=url, services=app.extensions["bot"], fake=fake, http=http, settings=settings)
+def clock(bot: Bot) -> Clock:
+    return bot.clock
 
 
 async def send(
@@ -154,7 +132,7 @@ async def test_unknown_or_miscategorised_templates_are_refused(gated: Bot, clock
     assert await templates_sent(gated) == []
 
 
-@pytest.mark.parametrize("gated", [{"BOT_MESSAGING_TIER": "250"}], indirect=True)
+@pytest.mark.parametrize("bot", [{"BOT_MESSAGING_TIER": "250"}], indirect=True)
 async def test_the_messaging_tier_caps_new_people_in_24_hours(gated: Bot, clock: Clock) -> None:
     numbers = [f"+4477009{i:05d}" for i in range(251)]
     for number in numbers[:250]:
@@ -295,12 +273,7 @@ async def test_send_command_answers_with_the_gates_reason(
     """`python -m bot send` in its own store connection; the running bot sends what it queued."""
     from bot.cli import main
 
-    s = gated.settings
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    for name in ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN",
-                 "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_API_URL", "DATABASE_URL",
-                 "BOT_MASTER_KEYS", "BOT_INDEX_KEY"):  # fmt: skip
-        monkeypatch.setenv(name, str(getattr(s, name)))
+    cli_env(monkeypatch, gated.settings, tmp_path)
     await say(gated, UK, "hello")
     await gated.idle()
 

@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import Connection
 
 from bot import audit
-from bot.conversation.engine import Engine, Input, Say, Step
+from bot.conversation.engine import HOME, Engine, Input, Say, Step
 from bot.conversation.render import Renderer, language_name
 from bot.crypto import DataKey, Keyring, WrappedKey
 from bot.policy.inbound import InboundLimiter
@@ -67,6 +67,7 @@ class Outcome:
     events: list[audit.Event] = field(default_factory=list)
     erased: bool = False
     handoff: bool = False
+    handed_back: bool = False
 
 
 @dataclass
@@ -101,8 +102,10 @@ class ConversationTurn:
         settings: Settings,
         system_key: Callable[[], DataKey],
         limiter: InboundLimiter | None = None,
+        handoff_timeout: float = 0.0,
     ) -> None:
         self._limiter = limiter
+        self._handoff_timeout = handoff_timeout
         self._db = db
         self._kr = keyring
         self._engine = engine
@@ -154,7 +157,7 @@ class ConversationTurn:
             if await self._over_limit(who, inp, now, out):
                 pass  # stored and audited, but no turn: the person is sending too fast
             else:
-                handed_off = who.row is not None and who.row.handoff_at is not None
+                handed_off = self._still_handed_off(who, now, out)
                 step = await self._engine.step(
                     who.profile.state, who.profile.since, now, inp, handed_off=handed_off
                 )
@@ -162,6 +165,21 @@ class ConversationTurn:
         recipient = Recipient(wa_id=msg.sender.wa_id, user_id=msg.sender.user_id)
         pace_key = who.phone_index or who.user_index or who.contact_id
         return await self._commit(pending, msg, who, before, out, recipient, pace_key, now)
+
+    def _still_handed_off(self, who: Who, now: float, out: Outcome) -> bool:
+        """A handoff nobody answered for `handoff_timeout` seconds goes back to the bot,
+        so a person is never left talking to no one."""
+        if who.row is None or who.row.handoff_at is None:
+            return False
+        if not self._handoff_timeout or now - who.row.handoff_at < self._handoff_timeout:
+            return True
+        out.handed_back = True
+        who.profile.state, who.profile.since = HOME, now
+        out.events.append(
+            audit.Event(audit.SYSTEM, "handoff_ended", outcome="timeout",
+                        detail={"subject": who.pseudonym})
+        )  # fmt: skip
+        return False
 
     async def _over_limit(self, who: Who, inp: Input, now: float, out: Outcome) -> bool:
         """Apply the inbound limit; a way out (STOP, START, erasure) is never limited."""
@@ -428,6 +446,8 @@ class ConversationTurn:
             fill: dict[str, Any] = {"last_inbound_at": now, "profile_sealed": profile_blob}
             if out.handoff:
                 fill["handoff_at"] = now
+            elif out.handed_back:
+                fill["handoff_at"] = None
             if who.row is not None:
                 if who.phone_index and not who.row.phone_index:
                     fill["phone_index"] = who.phone_index
