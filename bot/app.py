@@ -141,7 +141,12 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
         renderer,
         text_settings(settings),
         system_key=lambda: services_ref[0].outbox_key,
-        limiter=InboundLimiter(limits, settings.BOT_INBOUND_PER_MINUTE, settings.BOT_INBOUND_BURST),
+        limiter=InboundLimiter(
+            limits,
+            settings.BOT_INBOUND_PER_MINUTE,
+            settings.BOT_INBOUND_BURST,
+            on_hit=metrics.limit_hits.labels("inbound").inc,
+        ),
         handoff_timeout=settings.BOT_HANDOFF_TIMEOUT,
     )
     turns = TurnRunner(

@@ -45,6 +45,8 @@ async def test_a_flood_is_acknowledged_answered_boundedly_and_stop_still_works(b
     assert stored[0][0] == 80 + 2  # nothing lost: every message is stored
     limited = await bot.sql("SELECT count(*) FROM audit WHERE event='rate_limit_exceeded'")
     assert limited[0][0] >= 80 - bot.settings.BOT_INBOUND_BURST - 1
+    metrics = (await bot.http.get(bot.url + "/metrics")).text
+    assert f'bot_limit_hits_total{{limit="inbound"}} {float(limited[0][0])}' in metrics
 
     bot.sent_before = len(bot.fake.sent)
     (stopped,) = await say(bot, UK, "STOP")

@@ -66,9 +66,13 @@ async def test_a_quality_signal_pauses_sending_and_alerts(
     bot.fake.fail_next(131048)  # spam rate limit on the first reply
     caplog.set_level(logging.ERROR)
     await bot.say(UK, "hello")
-    await bot.say("+6581234567", "hello")
+
+    async def refused_once() -> list:
+        return [r for r in bot.fake.requests if r.status >= 400]
+
+    (refused,) = await eventually(refused_once)
+    await bot.say("+6581234567", "hello")  # written during the pause
     sent = await bot.fake.wait_for_sent(2, timeout=15)
-    refused = next(r for r in bot.fake.requests if r.status >= 400)
     # Both replies, the refused one and the other person's, waited out the pause.
     assert all(m.at - refused.at >= 0.9 for m in sent[:2])
     assert await audit_rows(bot, "alert_raised") == ["sending_paused"]
@@ -78,7 +82,7 @@ async def test_a_quality_signal_pauses_sending_and_alerts(
 @SQLITE
 @pytest.mark.parametrize("bot", [{"BOT_MARK_AS_READ": False}], indirect=True)
 async def test_131049_in_a_status_pauses_marketing_only(bot: Bot) -> None:
-    bot.services.outbox.timing = FAST
+    bot.services.outbox.timing = Timing(quality_pause=60.0)
     await bot.say(UK, "hello")
     (reply,) = await bot.replies(1)
     held = {"code": 131049, "title": "Message not delivered to maintain healthy ecosystem"}

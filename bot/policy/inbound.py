@@ -14,6 +14,7 @@ every worker counts the same person's messages together.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from bot.policy.limits import Limits, LimitsUnavailable
 
@@ -21,8 +22,15 @@ log = logging.getLogger(__name__)
 
 
 class InboundLimiter:
-    def __init__(self, limits: Limits, per_minute: float, burst: int) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        per_minute: float,
+        burst: int,
+        on_hit: Callable[[], None] | None = None,
+    ) -> None:
         self._limits = limits
+        self._on_hit = on_hit or (lambda: None)
         self._rate = per_minute / 60.0
         self._burst = float(burst)
 
@@ -32,7 +40,10 @@ class InboundLimiter:
         If the shared counters cannot be reached the message goes through: a
         person's turn is worth more than a perfectly enforced limit."""
         try:
-            return await self._limits.take(f"in:{key}", self._rate, self._burst, now) == 0.0
+            wait = await self._limits.take(f"in:{key}", self._rate, self._burst, now)
         except LimitsUnavailable:
             log.warning("shared limits unreachable; inbound message not limited")
             return True
+        if wait > 0:
+            self._on_hit()
+        return wait == 0.0

@@ -1,11 +1,14 @@
 """The outbox sender: the one way out to Meta.
 
-Rows are queued in the turn's transaction and handed here after commit.
-Messages to one person leave in order (a retry holds back the ones behind
-it); different people are served in parallel. Failures are handled the way
-Meta's error table asks (see `bot.whatsapp.errors`): transient errors back off
-exponentially with jitter, throttling pauses the whole number or just that
-recipient, permanent errors mark the message failed with Meta's reason.
+Rows are queued in the turn's transaction and handed here after commit (or
+claimed from the store by `feed.py`). Before each send the gate is asked again
+(`bot.policy.sending`) and the pacing waits its turn (`pacing.py`). Messages to
+one person leave in order (a retry holds back the ones behind it); different
+people are served in parallel. Failures are handled the way Meta's error table
+asks (see `bot.whatsapp.errors`): transient errors back off exponentially with
+jitter, throttling pauses the whole number or just that recipient, quality
+signals pause every worker and alert, permanent errors mark the message failed
+with Meta's reason.
 """
 
 from __future__ import annotations
