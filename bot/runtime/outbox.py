@@ -39,6 +39,7 @@ from bot.whatsapp.messages import UPLOAD_KEY
 log = logging.getLogger(__name__)
 MARKETING_STOPPED = 131050  # the person stopped marketing messages in WhatsApp
 MARKETING_HELD = {131049}  # a marketing message held back for ecosystem health
+STORE_RETRY = 1.0  # seconds before a send whose bookkeeping failed is tried again
 
 
 @dataclass
@@ -197,6 +198,10 @@ class Outbox:
             self.in_flight += 1
             try:
                 done = await self._attempt(item)
+            except Exception as exc:  # the store is away: keep the message, try again soon
+                log.error("send postponed: the store failed (%s)", type(exc).__name__)
+                item.not_before = self._clock() + STORE_RETRY
+                done = False
             finally:
                 self.in_flight -= 1
                 if not self.in_flight:
