@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot import logs
 from bot.app import create_app
+from bot.policy.business import SendRefused, TemplateSend, queue_template, queue_text
 from bot.simulator import webhooks
 from bot.simulator.fake_graph import FakeGraph
 from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, Bot, make_settings
@@ -53,6 +54,11 @@ DE_HELLO = "Guten Tag, mein geheimer Plan 5512"
 BSUID_HELLO = "Does it come in teal? secret 9034"
 TEXTS = [UK_HELLO, UK_RESIDENCE, UK_TO_AGENT, DE_HELLO, BSUID_HELLO]
 FAILING = "this one makes the turn fail once 6620"
+# Business-initiated: a template to a consenting person, one to a number never
+# met (its contact is created, sealed), a refusal for another, a support text.
+STRANGER, REFUSED = "+447700900456", "+447700900789"
+OFFER = "a secret voucher 4417"
+SUPPORT_TEXT = "Your parcel 88213 is with the neighbour"
 
 
 # ---- the bot, served like `python -m bot serve` serves it
@@ -225,11 +231,38 @@ async def conversation(bot: Bot, wamids: list[str]) -> bytes:
         uk(Person(bot, UK, wamids)), de(Person(bot, DE, wamids)),
         username_user(Person(bot, BSUID, wamids)),
     )  # fmt: skip
+    await business_initiated(bot)
     first, last = bot.fake.messages_for(UK)[0].wamid, bot.fake.messages_for(UK)[-1].wamid
     await bot.post(webhooks.status(PHONE_NUMBER_ID, first, UK, "read"))
     await bot.post(webhooks.status(PHONE_NUMBER_ID, last, UK, "failed", errors=[UNDELIVERABLE]))
     await bot.idle()
     return export
+
+
+async def business_initiated(bot: Bot) -> None:
+    s = bot.services
+    promo = {"name": NAMES[UK], "offer": OFFER, "until": "Friday"}
+    order = {"name": NAMES[UK], "order": "88213", "status": "shipped"}
+    await queue_template(
+        s.db, s.keyring, s.templates, TemplateSend(UK, "promo_offer", "marketing", promo), tier=None
+    )
+    await queue_template(
+        s.db, s.keyring, s.templates, TemplateSend(STRANGER, "order_update", "utility", order),
+        tier=None,
+    )  # fmt: skip
+    with pytest.raises(SendRefused):
+        await queue_template(
+            s.db, s.keyring, s.templates, TemplateSend(REFUSED, "promo_offer", "marketing", promo),
+            tier=None,
+        )  # fmt: skip
+    await queue_text(s.db, s.keyring, UK, SUPPORT_TEXT)
+    for _ in range(200):
+        queued = await bot.sql("SELECT count(*) FROM messages WHERE status='queued'")
+        if not queued[0][0]:
+            break
+        await asyncio.sleep(0.05)
+    assert [m.body["type"] for m in bot.fake.messages_for(STRANGER)] == ["template"]
+    assert SUPPORT_TEXT in json.dumps([m.body for m in bot.fake.messages_for(UK)])
 
 
 def fail_once_on(bot: Bot, trigger: str) -> list[str]:
@@ -261,6 +294,7 @@ def forms(value: str) -> set[str]:
 
 def personal_values(wamids: list[str], export: bytes) -> set[str]:
     found = {UK, UK[1:], DE, DE[1:], *UK_NATIONAL, *DE_NATIONAL}
+    found |= {STRANGER, STRANGER[1:], REFUSED, REFUSED[1:], OFFER, SUPPORT_TEXT}
     # The export document as is holds the number (found above); base64-encoded, as it
     # travels to the media upload, it would not show it.
     found.add(base64.b64encode(export).decode()[:64])
