@@ -71,15 +71,6 @@ def make_settings(db_url: str, api_url: str, **overrides: Any) -> Settings:
     return load_settings(env_file=None, **values)
 
 
-def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, cwd: Path) -> None:
-    """Point `python -m bot …` run in this process at the same store and keys as `settings`."""
-    monkeypatch.chdir(cwd)  # no stray .env
-    for name in ("WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN",
-                 "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_API_URL", "DATABASE_URL",
-                 "BOT_MASTER_KEYS", "BOT_INDEX_KEY"):  # fmt: skip
-        monkeypatch.setenv(name, str(getattr(settings, name)))
-
-
 async def reset_postgres(url: str) -> None:
     engine = create_async_engine(url)
     async with engine.begin() as conn:

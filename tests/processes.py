@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, TOKEN
+from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, TOKEN, Bot
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def bot_env(tmp: Path, port: int, api_url: str) -> dict[str, str]:
@@ -60,3 +62,23 @@ async def wait_ready(http: httpx.AsyncClient, url: str, proc: subprocess.Popen[b
             pass
         await asyncio.sleep(0.05)
     raise TimeoutError("bot did not become ready")
+
+
+async def run_cli(bot: Bot, *args: str) -> tuple[int, str, str]:
+    """Run `python -m bot ARGS` with the same settings as the running test bot."""
+    s = bot.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "BOT_"))}
+    env |= {
+        "WHATSAPP_APP_SECRET": s.WHATSAPP_APP_SECRET,
+        "WHATSAPP_VERIFY_TOKEN": s.WHATSAPP_VERIFY_TOKEN,
+        "DATABASE_URL": s.DATABASE_URL,
+        "BOT_MASTER_KEYS": s.BOT_MASTER_KEYS,
+        "BOT_INDEX_KEY": s.BOT_INDEX_KEY,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import Bot
 from tests.flowkit import GERMANY, UK, say, tap
-from tests.test_operator import run_cli
+from tests.processes import run_cli
 
 # Tampering edits the SQLite file directly; the chain code is the same on PostgreSQL,
 # where test_operator and test_retention verify real histories.

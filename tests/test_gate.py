@@ -14,8 +14,9 @@ import pytest
 
 from bot.policy.business import SendRefused, TemplateSend, queue_template, queue_text
 from bot.policy.gate import Category, Facts, Reason, Request, TemplateStatus, decide
-from tests.conftest import Bot, Clock, cli_env
+from tests.conftest import Bot, Clock
 from tests.flowkit import GERMANY, UK, say, tap, text_of
+from tests.processes import run_cli
 
 HOUR = 3600.0
 PARAMS = {"name": "Ada", "offer": "10% off", "until": "Friday"}
@@ -267,26 +268,21 @@ def test_decide(request_: Request, facts_: Facts, template: Any, reason: Reason 
 # The command line --------------------------------------------------------------------------
 
 
-async def test_send_command_answers_with_the_gates_reason(
-    gated: Bot, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """`python -m bot send` in its own store connection; the running bot sends what it queued."""
-    from bot.cli import main
-
-    cli_env(monkeypatch, gated.settings, tmp_path)
+async def test_send_command_answers_with_the_gates_reason(gated: Bot) -> None:
+    """`python -m bot send` as an operator runs it; the running bot sends what it queued."""
     await say(gated, UK, "hello")
     await gated.idle()
-
     base = ["send", "--to", UK, "--param", "name=Ada"]
-    marketing = [*base, "--template", "promo_offer", "--category", "marketing",
-                 "--param", "offer=10% off", "--param", "until=Friday"]  # fmt: skip
-    assert await asyncio.to_thread(main, marketing) == 1
-    assert "refused: no_consent" in capsys.readouterr().err
-
-    utility = [*base, "--template", "order_update", "--category", "utility",
-               "--param", "order=A-17", "--param", "status=shipped"]  # fmt: skip
-    assert await asyncio.to_thread(main, utility) == 0
-    assert capsys.readouterr().out.startswith("accepted: message ")
+    code, _, err = await run_cli(
+        gated, *base, "--template", "promo_offer", "--category", "marketing",
+        "--param", "offer=10% off", "--param", "until=Friday",
+    )  # fmt: skip
+    assert (code, err.strip()) == (1, "error: refused: no_consent")
+    code, out, _ = await run_cli(
+        gated, *base, "--template", "order_update", "--category", "utility",
+        "--param", "order=A-17", "--param", "status=shipped",
+    )  # fmt: skip
+    assert code == 0 and out.startswith("accepted: message ")
     (body,) = await templates_sent(gated)
     assert body["template"]["name"] == "order_update"
     assert await audit_refusals(gated) == ["no_consent"]

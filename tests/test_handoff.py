@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import Bot, cli_env
+from tests.conftest import Bot
 from tests.flowkit import UK, say, text_of
+from tests.processes import run_cli
 
 DAY = 24 * 3600.0
 
@@ -41,17 +39,12 @@ async def test_without_a_timeout_the_handoff_waits_for_staff(bot: Bot) -> None:
     assert await handoff_audit(bot) == []
 
 
-async def test_the_operator_hands_a_conversation_back(
-    bot: Bot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    from bot.cli import main
-
-    cli_env(monkeypatch, bot.settings, tmp_path)
-    assert await asyncio.to_thread(main, ["handoff", "end", UK]) == 1  # nothing handed off
+async def test_the_operator_hands_a_conversation_back(bot: Bot) -> None:
+    code, _, err = await run_cli(bot, "handoff", "end", UK)
+    assert (code, err.strip()) == (1, "error: that conversation is not handed off")
     await say(bot, UK, "AGENT")
     await bot.idle()
-    assert await asyncio.to_thread(main, ["handoff", "end", UK]) == 0
+    assert (await run_cli(bot, "handoff", "end", UK))[0] == 0
     (menu,) = await say(bot, UK, "hello")
     assert "privacy assistant" in text_of(menu)
-    actor, outcome = (await handoff_audit(bot))[0]
-    assert (actor, outcome) == ("operator", "handed_back")
+    assert await handoff_audit(bot) == [("operator", "handed_back")]

@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import sqlite3
-import sys
 from pathlib import Path
 
 from tests.conftest import Bot
 from tests.flowkit import UK, say, tap
+from tests.processes import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-async def run_cli(bot: Bot, *args: str) -> tuple[int, str, str]:
-    """Run `python -m bot ARGS` with the same settings as the running test bot."""
-    s = bot.settings
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "BOT_"))}
-    env |= {
-        "WHATSAPP_APP_SECRET": s.WHATSAPP_APP_SECRET,
-        "WHATSAPP_VERIFY_TOKEN": s.WHATSAPP_VERIFY_TOKEN,
-        "DATABASE_URL": s.DATABASE_URL,
-        "BOT_MASTER_KEYS": s.BOT_MASTER_KEYS,
-        "BOT_INDEX_KEY": s.BOT_INDEX_KEY,
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, env=env, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_export_prints_the_persons_document_and_is_audited(bot: Bot) -> None:
