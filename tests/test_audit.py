@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from bot.crypto import Keyring
 from tests.conftest import Bot
 from tests.flowkit import GERMANY, UK, say, tap
 from tests.processes import run_cli
@@ -78,3 +80,53 @@ async def test_a_cut_tail_needs_the_expected_head(history: tuple[Bot, Path, str]
     assert code == 0  # the shorter chain is still a valid chain...
     code, _, err = await run_cli(bot, "audit", "verify", "--expect-head", head)
     assert code == 1 and "cut from the end" in err  # ...but not the one we knew
+
+
+# Every event the data-protection model names, from one real history -----------------------
+
+REQUIRED = {
+    "message_received", "message_sent", "message_failed", "flow_transition",
+    "consent_granted", "consent_revoked", "data_access", "data_export", "data_deletion",
+    "handoff_started", "handoff_ended", "rate_limit_exceeded", "policy_refused",
+    "webhook_validation_failed", "key_rotated", "retention_purge",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("bot", [{"BOT_INBOUND_BURST": 6}], indirect=True)
+async def test_every_required_event_is_written_and_the_chain_holds(bot: Bot) -> None:
+    from bot.keys import rotate
+    from bot.policy.business import SendRefused, TemplateSend, queue_template
+    from bot.privacy.retention import purge
+
+    s = bot.services
+    await say(bot, UK, "JOIN")
+    await tap(bot, UK, "optin.yes")  # consent_granted, flow_transition
+    await say(bot, UK, "MY DATA", 2)  # data_access
+    await tap(bot, UK, "my_data.export")  # data_export
+    await say(bot, UK, "AGENT")  # handoff_started
+    bot.clock.advance(bot.settings.BOT_HANDOFF_TIMEOUT + 1)
+    await say(bot, UK, "STOP")  # handoff_ended (timeout), consent_revoked
+    bot.fake.fail_next(131026)
+    await bot.say(GERMANY, "hello")  # message_failed: undeliverable
+    for n in range(8):
+        await bot.say(GERMANY, f"again {n}")  # rate_limit_exceeded
+    promo = TemplateSend(GERMANY, "promo_offer", "marketing", {"name": "x", "offer": "y"})
+    with pytest.raises(SendRefused):  # policy_refused: no consent
+        await queue_template(s.db, s.keyring, s.templates, promo, tier=None)
+    await bot.post(b'{"object":"whatsapp_business_account"}', secret="not-the-secret")
+    await say(bot, UK, "DELETE MY DATA")
+    await tap(bot, UK, "erase.yes")  # data_deletion
+    await bot.idle()
+    # A new master key first: every data key is re-wrapped under it (key_rotated).
+    from bot.config import MasterKey, parse_master_keys
+
+    old = parse_master_keys(bot.settings.BOT_MASTER_KEYS)
+    keyring = Keyring([MasterKey("k-new", os.urandom(32)), *old], bot.settings.index_key)
+    await rotate(s.db, keyring)
+    year_later = bot.clock() + 400 * 24 * 3600  # everything is past its period
+    await purge(s.db, bot.settings.retention_days, 7, now=year_later)
+    events = {r[0] for r in await bot.sql("SELECT DISTINCT event FROM audit")}
+    assert REQUIRED - events == set()
+    code, out, err = await run_cli(bot, "audit", "verify")
+    assert code == 0, err
+    assert "audit chain intact" in out
