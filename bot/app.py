@@ -168,7 +168,7 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     webhook = WebhookDeps(settings=settings, keyring=keyring, db=db, turns=turns, metrics=metrics)
 
     async def marketing_stopped(message_id: str) -> None:
-        await conversation.marketing_stopped_for_message(message_id, clock())
+        await conversation.stops.for_message(message_id, clock())
 
     outbox.on_marketing_stopped = marketing_stopped
     feed = OutboxFeed(

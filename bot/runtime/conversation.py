@@ -23,7 +23,8 @@ from bot.conversation.engine import HOME, Engine, Input, Say, Step
 from bot.conversation.render import Renderer, language_name
 from bot.crypto import DataKey, Keyring, WrappedKey
 from bot.policy.inbound import InboundLimiter
-from bot.privacy import access, erasure
+from bot.privacy import access, consent, erasure
+from bot.privacy.consent import QuietRevocation
 from bot.privacy.jurisdiction import Jurisdiction, decide, language_for, parse_residence
 from bot.privacy.profile import Profile
 from bot.runtime.outbox import OutItem
@@ -31,13 +32,10 @@ from bot.runtime.records import message_row, new_contact
 from bot.store import contacts as contact_store
 from bot.store import inbox as inbox_store
 from bot.store import outbox as message_store
-from bot.store import policy as policy_store
-from bot.store import privacy as privacy_store
 from bot.store.db import Database
-from bot.whatsapp.events import InboundMessage, Party
+from bot.whatsapp.events import InboundMessage
 from bot.whatsapp.messages import Document, Outbound, Recipient, Text, graph_body
 
-MARKETING = "marketing"
 NEVER_LIMITED = {"stop", "start", "erase"}  # keyword groups that always get through
 CONSENT_WINDOW = 24 * 3600
 
@@ -106,6 +104,7 @@ class ConversationTurn:
     ) -> None:
         self._limiter = limiter
         self._handoff_timeout = handoff_timeout
+        self.stops = QuietRevocation(db, keyring, settings.policy_version)
         self._db = db
         self._kr = keyring
         self._engine = engine
@@ -255,40 +254,35 @@ class ConversationTurn:
         out: Outcome,
     ) -> None:
         profile, cid = who.profile, who.contact_id
+        version = self._settings.policy_version
         if action == "request_consent":
             source = "referral" if msg.referral else "chat"
             if msg.referral:
                 source = "referral:" + str(msg.referral.get("source_id") or "ad")[:50]
             profile.slots["consent_request"] = {
                 "asked_at": now, "law": jur.law.value, "lang": lang, "source": source,
-                "policy": self._settings.policy_version,
+                "policy": version,
             }  # fmt: skip
             if who.consent != "granted":
                 asked = profile.slots["consent_request"]
-                out.ops.append(self._consent_op(cid, "pending", asked, now, None))
+                out.ops.append(consent.change(cid, "pending", asked, now, None,
+                                              policy_version=version))  # fmt: skip
         elif action == "grant_consent":
-            ref = self._kr.blind_index("wamid", msg.id)
-            asked = profile.slots.pop("consent_request")
-            out.ops.append(self._consent_op(cid, "granted", asked, now, ref))
-            # Asking in again lifts an earlier STOP's (or erasure's) suppression.
-            indexes = (who.phone_index, who.user_index)
-            out.ops.append(lambda conn: policy_store.lift_suppression(conn, *indexes))
-            out.events.append(
-                audit.Event(who.pseudonym, "consent_granted", detail={"purpose": MARKETING})
-            )
+            ops, events = consent.grant(
+                cid, who.pseudonym, profile.slots.pop("consent_request"),
+                self._kr.blind_index("wamid", msg.id), (who.phone_index, who.user_index),
+                now, version,
+            )  # fmt: skip
+            out.ops += ops
+            out.events += events
         elif action == "revoke_consent":
             profile.slots.pop("consent_request", None)
-            # STOP means no business-initiated message of any kind until START;
-            # what the person writes themselves is still answered.
-            key = who.phone_index or who.user_index
-            if key:
-                out.ops.append(lambda conn: privacy_store.suppress(conn, key, "stop", now))
-            if who.consent in ("granted", "pending"):
-                asked = {"law": jur.law.value, "lang": lang, "source": "chat", "asked_at": None}
-                out.ops.append(self._consent_op(cid, "revoked", asked, now, None, "whatsapp_stop"))
-                out.events.append(
-                    audit.Event(who.pseudonym, "consent_revoked", detail={"purpose": MARKETING})
-                )
+            ops, events = consent.revoke(
+                cid, who.pseudonym, who.consent, {"law": jur.law.value, "lang": lang},
+                who.phone_index or who.user_index, now, version,
+            )  # fmt: skip
+            out.ops += ops
+            out.events += events
         elif action == "show_data":
             out.replies.append(Text(await self._summary(who, jur, lang)))
             out.events.append(audit.Event(who.pseudonym, "data_access", detail={"via": "chat"}))
@@ -300,30 +294,6 @@ class ConversationTurn:
         elif action == "handoff":
             out.handoff = True
             out.events.append(audit.Event(who.pseudonym, "handoff_started"))
-
-    def _consent_op(
-        self,
-        contact_id: str,
-        status: str,
-        asked: dict[str, Any],
-        now: float,
-        message_ref: str | None,
-        method: str = "whatsapp_double_opt_in",
-    ) -> Callable[[Connection], None]:
-        event = {
-            "contact_id": contact_id,
-            "purpose": MARKETING,
-            "status": status,
-            "method": method,
-            "source": str(asked.get("source", "chat")),
-            "policy_version": str(asked.get("policy", self._settings.policy_version)),
-            "jurisdiction": str(asked.get("law", "strict")),
-            "locale": str(asked.get("lang", "en")),
-            "asked_at": asked.get("asked_at"),
-            "at": now,
-            "message_ref": message_ref,
-        }
-        return lambda conn: privacy_store.record_consent(conn, event)
 
     async def _summary(self, who: Who, jur: Jurisdiction, lang: str) -> str:
         held = await self._db.read(
@@ -363,41 +333,6 @@ class ConversationTurn:
 
     def contact_view(self, who: Who) -> dict[str, Any]:
         return access.contact_view(who.row, who.dk, who.e164)
-
-    # Marketing stopped outside the chat ----------------------------------------------------
-
-    async def marketing_stopped(
-        self, party: Party, method: str, now: float, finish: int | None = None
-    ) -> None:
-        """Meta says the person stopped marketing (WhatsApp's own setting, or error
-        131050): revoke at once, silently — a message now could itself be unwanted."""
-        kr = self._kr
-        phone_index = kr.blind_index("phone", "+" + party.wa_id) if party.wa_id else None
-        user_index = kr.blind_index("bsuid", party.user_id) if party.user_id else None
-        row = await self._db.read(contact_store.find(phone_index, user_index))
-        await self._revoke_quietly(row.id if row else None, method, now, finish)
-
-    async def marketing_stopped_for_message(self, message_id: str, now: float) -> None:
-        contact_id = await self._db.read(lambda c: message_store.contact_of(c, message_id))
-        await self._revoke_quietly(contact_id, "whatsapp_preferences", now, None)
-
-    async def _revoke_quietly(
-        self, contact_id: str | None, method: str, now: float, finish: int | None
-    ) -> None:
-        asked = {"law": "", "lang": "", "source": "meta", "asked_at": None}
-
-        def unit(conn: Connection) -> None:
-            if finish is not None:
-                inbox_store.finish(conn, finish, now)
-            if contact_id is None:
-                return
-            if privacy_store.consent_status(conn, contact_id, MARKETING) in ("granted", "pending"):
-                self._consent_op(contact_id, "revoked", asked, now, None, method)(conn)
-                pseudonym = self._kr.blind_index("pseudonym", contact_id)
-                event = audit.Event(pseudonym, "consent_revoked", detail={"via": method})
-                audit.append(conn, [event])
-
-        await self._db.write(unit)
 
     # Commit -------------------------------------------------------------------------------
 

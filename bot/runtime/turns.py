@@ -206,8 +206,9 @@ class TurnRunner:
         elif isinstance(event, StatusUpdate):
             await self._status(pending, event, now)
         elif isinstance(event, PreferenceUpdate) and event.value == "stop":
-            await self._conversation.marketing_stopped(event.party, "whatsapp_preferences", now,
-                                                       finish=pending.id)  # fmt: skip
+            await self._conversation.stops.for_party(
+                event.party, "whatsapp_preferences", now, finish=pending.id
+            )
         else:  # a "resume" or anything else: nothing to do but note it done
             await self._db.write(lambda conn: inbox_store.finish(conn, pending.id, now))
 
