@@ -10,7 +10,7 @@ from __future__ import annotations
 ACTIONS: dict[str, str] = {
     "request_consent": "remember that the opt-in notice was shown: when, law, language, policy",
     "grant_consent": "record marketing consent; only after an explicit yes to a shown notice",
-    "revoke_consent": "revoke marketing consent at once (STOP)",
+    "revoke_consent": "revoke marketing consent and stop business-initiated messages (STOP)",
     "show_data": "send a readable summary of everything held about the person",
     "export_data": "send a complete machine-readable copy (JSON) as a document",
     "erase_data": "erase the person (crypto-shredding), keep a suppression entry",
