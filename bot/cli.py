@@ -10,8 +10,10 @@ from pathlib import Path
 
 from bot import logs
 from bot.config import Settings, SettingsError, dev_env_file, load_settings
+from bot.conversation.flowfile import FlowError
 from bot.crypto import CryptoError
 from bot.operator import OperatorError
+from bot.policy.templates import TemplateFileError
 
 DEV_ENV = Path("var/dev.env")
 
@@ -313,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except SettingsError as exc:
+    except (SettingsError, FlowError, TemplateFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (OperatorError, CryptoError) as exc:

@@ -120,3 +120,22 @@ def test_every_setting_is_listed_in_env_example() -> None:
         if "=" in line and not line.startswith("#")
     }
     assert set(Settings.model_fields) - listed == set()
+
+
+def test_serve_names_a_broken_template_file_in_one_line(tmp_path: Path) -> None:
+    import shutil
+
+    from bot.config import PROJECT
+
+    flows = tmp_path / "flows"
+    shutil.copytree(PROJECT / "flows", flows)
+    with (flows / "templates.yaml").open("a") as f:
+        f.write("  oops: [\n")
+    env = _clean_env() | {"BOT_FLOWS_DIR": str(flows)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "serve", "--dev"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {flows / 'templates.yaml'}:") and "not valid YAML" in last
