@@ -11,6 +11,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.policy.business import SendRefused, TemplateSend, queue_template, queue_text
 from bot.policy.gate import Category, Facts, Reason, Request, TemplateStatus, decide
@@ -286,3 +288,33 @@ async def test_send_command_answers_with_the_gates_reason(gated: Bot) -> None:
     (body,) = await templates_sent(gated)
     assert body["template"]["name"] == "order_update"
     assert await audit_refusals(gated) == ["no_consent"]
+
+
+@given(
+    category=st.sampled_from(list(Category)),
+    template=st.sampled_from([None, "t"]),
+    confirmation=st.booleans(),
+    known=st.booleans(),
+    marketing=st.sampled_from([None, "pending", "granted", "revoked"]),
+    last=st.one_of(st.none(), st.floats(-3 * 24 * HOUR, 0)),
+    suppressed=st.booleans(),
+    registered=st.sampled_from(
+        [None, ("marketing", "approved"), ("utility", "approved"), ("marketing", "paused")]
+    ),
+)
+def test_the_rules_hold_for_any_facts(
+    category: Category, template: str | None, confirmation: bool, known: bool,
+    marketing: str | None, last: float | None, suppressed: bool, registered: Any,
+) -> None:  # fmt: skip
+    request = Request(category, template, confirmation)
+    f = Facts(known, marketing, last, suppressed)
+    status = TemplateStatus(*registered) if registered else None
+    if decide(request, f, 0.0, status) is not None or confirmation:
+        return
+    # Whatever was allowed (the confirmation aside) obeys every rule at once.
+    assert known
+    assert category is not Category.MARKETING or marketing == "granted"
+    assert template is not None or f.window_open(0.0)
+    assert template is None or (status and status.status == "approved")
+    assert template is None or (status and status.category == category)
+    assert not suppressed or (template is None and category is Category.SERVICE)
