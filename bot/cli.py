@@ -164,7 +164,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     for pair in args.param:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise OperatorError(f"--param must be name=value, got {name[:20]!r}")
+            raise OperatorError("--param must be written name=value")
         params[name] = value
     queued = asyncio.run(
         send_template(_settings(args.dev), args.to, args.template, args.category, params, args.lang)

@@ -142,14 +142,7 @@ class LocalLimits:
         return self._pause(key) or 0.0
 
     def _pause(self, key: str) -> float | None:
-        entry = self._pauses.get(key)
-        if entry is None:
-            return None
-        if entry[1] <= self._clock():
-            del self._pauses[key]
-            return None
-        self._pauses.move_to_end(key)
-        return entry[0]
+        return self._live(self._pauses, key)
 
     async def acquire(self, key: str, ttl: float) -> str | None:
         _check_ttl(ttl)
@@ -171,13 +164,17 @@ class LocalLimits:
             del self._locks[key]
 
     def _holder(self, key: str) -> str | None:
-        entry = self._locks.get(key)
+        return self._live(self._locks, key)
+
+    def _live(self, table: OrderedDict[str, Any], key: str) -> Any:
+        """The value stored under `key` until its expiry, or None once it has passed."""
+        entry = table.get(key)
         if entry is None:
             return None
         if entry[1] <= self._clock():
-            del self._locks[key]
+            del table[key]
             return None
-        self._locks.move_to_end(key)
+        table.move_to_end(key)
         return entry[0]
 
     async def aclose(self) -> None:
