@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from sqlalchemy import Connection
 
 from bot import audit
-from bot.crypto import Keyring, WrappedKey
+from bot.crypto import DataKey, Keyring, WrappedKey
 from bot.policy.gate import Category, Facts, Reason, Request, business_initiated, decide
 from bot.policy.sending import refusal_event, template_status
 from bot.policy.templates import Registry, TemplateRefused
@@ -66,6 +66,8 @@ class _Person:
     row: contact_store.ContactRow | None
     facts: Facts
     subject: str  # their pseudonym for the audit log ("unknown" if never met)
+    dk: DataKey | None  # their data key, opened once (None if never met)
+    language: str | None  # the language they chose in chat, if any
 
 
 async def _person(db: Database, keyring: Keyring, e164: str) -> _Person:
@@ -79,8 +81,12 @@ async def _person(db: Database, keyring: Keyring, e164: str) -> _Person:
         last_inbound_at=row.last_inbound_at if row else None,
         suppressed=suppressed,
     )
-    subject = keyring.blind_index("pseudonym", row.id) if row else "unknown"
-    return _Person(e164, phone_index, row, facts, subject)
+    if row is None:
+        return _Person(e164, phone_index, None, facts, "unknown", None, None)
+    dk = keyring.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
+    language = Profile.open(dk, row.id, row.profile_sealed).language
+    subject = keyring.blind_index("pseudonym", row.id)
+    return _Person(e164, phone_index, row, facts, subject, dk, language)
 
 
 async def queue_template(
@@ -107,7 +113,7 @@ async def queue_template(
     else:
         status = template_status(templates, send.template)
         reason = decide(request, person.facts, now, status, erased_if_unknown=False)
-    language = _language(templates, send, person.row, keyring)
+    language = _language(templates, send, person.language)
     message: Outbound | None = None
     if reason is None:
         try:
@@ -164,9 +170,8 @@ async def _write(
     one transaction. Refuses (audited) when the tier is full."""
     row = person.row
     created = None
-    if row is not None:
-        contact_id = row.id
-        dk = keyring.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
+    if row is not None and person.dk is not None:
+        contact_id, dk = row.id, person.dk
     else:
         contact_id = uuid.uuid4().hex
         dk, wrapped = keyring.new_data_key(uuid.uuid4().hex)
@@ -218,21 +223,12 @@ async def _refuse(
     raise SendRefused(reason)
 
 
-def _language(
-    templates: Registry,
-    send: TemplateSend,
-    row: contact_store.ContactRow | None,
-    keyring: Keyring,
-) -> str:
+def _language(templates: Registry, send: TemplateSend, chosen: str | None) -> str:
     """The caller's choice, else the person's chosen language, else their number's,
     else English — the first one the template has."""
     if send.language:
         return send.language
     spec = templates.get(send.template)
-    chosen = None
-    if row is not None and row.profile_sealed:
-        dk = keyring.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
-        chosen = Profile.open(dk, row.id, row.profile_sealed).language
     for candidate in (language_for(chosen, send.e164), language_for(None, send.e164), "en"):
         if spec is None or candidate in spec.languages:
             return candidate
