@@ -222,12 +222,30 @@ class CpuMeter:
         self._start = self._sample()
 
     @staticmethod
-    def _proc(pid: int) -> float:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / CpuMeter.TICK  # utime + stime
+    def _group(pgid: int) -> list[int]:
+        """Every process of a child's process group: a bot with several workers is
+        a supervisor and its children, all started in the group."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[2]) == pgid:
+                    pids.append(int(entry.name))
+        return pids or [pgid]
+
+    @staticmethod
+    def _proc(pgid: int) -> float:
+        total = 0.0
+        for pid in CpuMeter._group(pgid):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / CpuMeter.TICK  # utime + stime
+        return total
 
     @staticmethod
     def _machine() -> tuple[float, float]:
@@ -242,8 +260,15 @@ class CpuMeter:
         return time.monotonic(), {n: self._proc(p) for n, p in self.pids.items()}, busy, steal
 
     @staticmethod
-    def _switches(pid: int) -> int:
-        """Context switches of all the process's threads (a thread hop costs two or more)."""
+    def _switches(pgid: int) -> int:
+        """Context switches of all the group's threads (a thread hop costs two or more)."""
+        total = 0
+        for pid in CpuMeter._group(pgid):
+            total += CpuMeter._thread_switches(pid)
+        return total
+
+    @staticmethod
+    def _thread_switches(pid: int) -> int:
         total = 0
         with contextlib.suppress(OSError):
             for task in Path(f"/proc/{pid}/task").iterdir():
@@ -386,6 +411,7 @@ def profile(pid: int, seconds: float, out: Path | None) -> subprocess.Popen[byte
         return None
     argv = [spy, "record", "--pid", str(pid), "--duration", str(math.ceil(seconds))]
     argv += ["--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking", "--gil"]
+    argv += ["--subprocesses"]  # a bot with several workers is a group of processes
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -8,11 +8,13 @@ runner are made here and passed to whoever needs them. Connections open in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from quart import Quart, Response
 
@@ -32,6 +34,7 @@ from bot.runtime.alerts import Alerts, FailureWatch
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.conversation import Settings as TextSettings
 from bot.runtime.feed import OutboxFeed
+from bot.runtime.inbox_watch import InboxWatch
 from bot.runtime.outbox import Outbox
 from bot.runtime.pacing import Pacing, Rates
 from bot.runtime.turns import TurnRunner
@@ -42,6 +45,10 @@ from bot.webhook.routes import WebhookDeps, create_blueprint
 from bot.whatsapp.client import GraphClient
 
 OUTBOX_KEY_ID = "system-outbox"
+# What a process does: everything (one process, or web workers that also run turns),
+# only acknowledge deliveries ("web"), or only run turns and sends ("turns").
+Role = Literal["all", "web", "turns"]
+TURN_WORKER_HOLD = 0.004
 
 log = logging.getLogger(__name__)
 
@@ -69,35 +76,59 @@ class Services:
     templates: Registry
     limits: Limits
     alerts: Alerts
+    role: Role = "all"
+    watch: InboxWatch | None = None  # turn workers: finds what the web workers stored
     outbox_key: DataKey | None = None
-    purge_stop: asyncio.Event = field(default_factory=asyncio.Event)
-    purge_task: asyncio.Task[None] | None = None
+    background_stop: asyncio.Event = field(default_factory=asyncio.Event)
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def runs_turns(self) -> bool:
+        return self.role != "web"
 
     async def start(self) -> None:
         await self.db.start()
         inbox_key = await self._system_key(INBOX_KEY_ID)
         self.outbox_key = await self._system_key(OUTBOX_KEY_ID)
         self.webhook.inbox_key = inbox_key
-        await self.outbox.start([])
-        await self.feed.start()
-        await self.turns.start(inbox_key)
-        self.purge_task = asyncio.create_task(
-            purge_forever(self.db, self.settings, self.purge_stop), name="retention"
-        )
-        log.info("bot started: database=%s simulator=%s", self.db.dialect, self.settings.simulator)
+        if self.runs_turns:
+            await self.outbox.start([])
+            await self.feed.start()
+            await self.turns.start(inbox_key, resume=self.watch is None)
+            if self.watch is not None:
+                await self.watch.start()
+            self._background(purge_forever(self.db, self.settings, self.background_stop))
+        if self.metrics.shared:
+            self._background(self._refresh_metrics())
+        log.info(
+            "bot started: role=%s database=%s simulator=%s",
+            self.role, self.db.dialect, self.settings.simulator,
+        )  # fmt: skip
 
     async def stop(self) -> None:
-        self.purge_stop.set()
-        if self.purge_task is not None:
-            await self.purge_task
-        await self.turns.stop()
-        await self.outbox.stop()
-        await self.feed.stop()
+        self.background_stop.set()
+        await asyncio.gather(*self.background)
+        if self.runs_turns:
+            if self.watch is not None:
+                await self.watch.stop()
+            await self.turns.stop()
+            await self.outbox.stop()
+            await self.feed.stop()
         await self.alerts.drain()
         await self.db.stop()
         await self.client.aclose()
         await self.limits.aclose()
         log.info("bot stopped")
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        self.background.append(asyncio.create_task(work))
+
+    async def _refresh_metrics(self) -> None:
+        """Gauges for the other processes' scrapes (see `bot.metrics`)."""
+        while not self.background_stop.is_set():
+            self.metrics.refresh()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.background_stop.wait(), 1.0)
 
     async def _system_key(self, key_id: str) -> DataKey:
         """A data key of the bot's own (inbox deliveries, farewells), made on first start."""
@@ -112,10 +143,21 @@ class Services:
         return self.keyring.unwrap(key_id, WrappedKey(kid, blob))
 
 
-def build_services(settings: Settings, clock: Callable[[], float] = time.time) -> Services:
+def build_services(
+    settings: Settings,
+    clock: Callable[[], float] = time.time,
+    role: Role = "all",
+    share: tuple[int, int] = (0, 1),
+) -> Services:
+    """Every service of one process. `share` is (index, count) among turn workers."""
     metrics = Metrics()
     keyring = Keyring(settings.master_keys, settings.index_key)
-    db = Database(settings.DATABASE_URL)
+    # A turn worker shares SQLite's one write lock with the web workers, whose commits
+    # Meta waits on: its transactions keep the lock a few milliseconds at most.
+    turn_worker = role == "turns"
+    db = Database(
+        settings.DATABASE_URL, hold=TURN_WORKER_HOLD if turn_worker else None, inline=turn_worker
+    )
     alerts = Alerts(db, lambda event: metrics.alerts.labels(event).inc())
     limits = make_limits(settings.REDIS_URL or None, settings.BOT_REDIS_PREFIX)
     owner = uuid.uuid4().hex  # this worker, as the holder of outbox leases
@@ -165,7 +207,8 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
         outbox_age=outbox.oldest_age,
         turns=lambda: turns.active,
     )
-    webhook = WebhookDeps(settings=settings, keyring=keyring, db=db, turns=turns, metrics=metrics)
+    notify: Callable[[Iterable[str]], None] = turns.notify if role == "all" else _nobody
+    webhook = WebhookDeps(settings=settings, keyring=keyring, db=db, notify=notify, metrics=metrics)
 
     async def marketing_stopped(message_id: str) -> None:
         await conversation.stops.for_message(message_id, clock())
@@ -177,10 +220,15 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     )  # fmt: skip
     services = Services(
         settings, keyring, db, client, outbox, turns, metrics, webhook, feed, templates,
-        limits, alerts,
+        limits, alerts, role=role,
+        watch=InboxWatch(db, turns.notify, share=share) if role == "turns" else None,
     )  # fmt: skip
     services_ref.append(services)
     return services
+
+
+def _nobody(contacts: Iterable[str]) -> None:
+    """A web worker's deliveries are found by the turn workers (`InboxWatch`)."""
 
 
 def _build_outbox(
@@ -243,12 +291,15 @@ def text_settings(settings: Settings) -> TextSettings:
     )
 
 
-def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Quart:
-    """The bot as an ASGI app. `clock` is the time every rule is judged by (tests move it)."""
+def create_app(
+    settings: Settings, clock: Callable[[], float] = time.time, role: Role = "all"
+) -> Quart:
+    """The bot as an ASGI app. `clock` is the time every rule is judged by (tests move it);
+    `role` "web" leaves turns and sends to turn workers (see `run_turn_worker`)."""
     app = Quart(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.BOT_MAX_BODY_BYTES
     app.config["BODY_TIMEOUT"] = 30
-    services = build_services(settings, clock)
+    services = build_services(settings, clock, role)
     app.extensions["bot"] = services
     app.register_blueprint(create_blueprint(services.webhook))
 
@@ -286,3 +337,13 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Qu
         await services.stop()
 
     return app
+
+
+async def run_turn_worker(settings: Settings, share: tuple[int, int], stop: asyncio.Event) -> None:
+    """A process that runs turns and sends only, until `stop` is set; no HTTP server."""
+    services = build_services(settings, role="turns", share=share)
+    await services.start()
+    try:
+        await stop.wait()
+    finally:
+        await services.stop()

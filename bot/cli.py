@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ def _settings(dev: bool) -> Settings:
     return load_settings()
 
 
-async def _serve(settings: Settings, fd: int | None = None) -> None:
+async def _serve(settings: Settings, fd: int | None = None, role: str = "all") -> None:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
@@ -49,7 +50,7 @@ async def _serve(settings: Settings, fd: int | None = None) -> None:
     logs.install_asyncio_handler(loop)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    app = create_app(settings)
+    app = create_app(settings, role=role)  # type: ignore[arg-type]
     if fd is None:
         print(f"bot listening on http://{settings.BOT_HOST}:{settings.BOT_PORT}", file=sys.stderr)
     if settings.simulator:
@@ -63,15 +64,44 @@ async def _serve(settings: Settings, fd: int | None = None) -> None:
     await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 
+async def _turn_worker(settings: Settings, share: tuple[int, int]) -> None:
+    from bot.app import run_turn_worker
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    logs.install_asyncio_handler(loop)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # The store's writer thread holds SQLite's write lock (which the web workers wait
+    # for) while it runs; it must not wait 5 ms for the GIL on a busy event loop.
+    sys.setswitchinterval(0.0005)
+    os.nice(10)
+    await run_turn_worker(settings, share, stop)
+
+
+def _share(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise argparse.ArgumentTypeError("expected i/n, e.g. 0/2")
+    return int(index), int(count)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args.dev)
     logs.configure(settings.BOT_LOG_LEVEL)
     logs.install_excepthooks()
-    if settings.BOT_WORKERS > 1 and args.fd is None:
-        from bot.workers import supervise
+    if args.role == "turns":
+        asyncio.run(_turn_worker(settings, args.share))
+        return 0
+    if args.role is None and (settings.BOT_WORKERS > 1 or settings.BOT_TURN_WORKERS):
+        from bot.workers import Plan, supervise
 
-        return supervise(settings.BOT_HOST, settings.BOT_PORT, settings.BOT_WORKERS, args.dev)
-    asyncio.run(_serve(settings, args.fd))
+        plan = Plan(
+            settings.BOT_HOST, settings.BOT_PORT, settings.BOT_WORKERS,
+            settings.BOT_TURN_WORKERS, args.dev,
+        )  # fmt: skip
+        return supervise(plan)
+    asyncio.run(_serve(settings, args.fd, args.role or "all"))
     return 0
 
 
@@ -245,6 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="run the bot (HTTP server, turns, outbox)")
     p.add_argument("--dev", action="store_true", help="generate development secrets in var/")
     p.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)  # a worker's socket
+    p.add_argument(
+        "--role",
+        choices=["all", "web", "turns"],
+        default=None,
+        help="run one kind of process only: web (acknowledge deliveries) or turns "
+        "(turns and sends); default: as BOT_WORKERS and BOT_TURN_WORKERS say",
+    )
+    p.add_argument("--share", type=_share, default=(0, 1), help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("chat", help="chat with the bot in the terminal as a WhatsApp user")

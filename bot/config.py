@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     BOT_HOST: str = "127.0.0.1"
     BOT_PORT: int = Field(default=8000, ge=0, le=65535)
     BOT_WORKERS: int = Field(default=1, ge=1, le=64)
+    BOT_TURN_WORKERS: int = Field(default=0, ge=0, le=64)
     BOT_LOG_LEVEL: str = "INFO"
     BOT_MARK_AS_READ: bool = True
     BOT_SEND_CONCURRENCY: int = Field(default=32, ge=1, le=1024)
@@ -145,17 +146,26 @@ class Settings(BaseSettings):
     def _check_live_needs_number_id(self) -> Settings:
         if self.WHATSAPP_ACCESS_TOKEN and not self.WHATSAPP_PHONE_NUMBER_ID:
             raise ValueError("WHATSAPP_PHONE_NUMBER_ID: required when WHATSAPP_ACCESS_TOKEN is set")
-        if self.BOT_WORKERS > 1 and not self.REDIS_URL:
+        if self.turn_processes > 1 and not self.REDIS_URL:
+            name = "BOT_TURN_WORKERS" if self.BOT_TURN_WORKERS else "BOT_WORKERS"
             raise ValueError(
-                "BOT_WORKERS: more than one worker needs REDIS_URL for shared per-contact locks"
+                f"{name}: more than one process running turns needs REDIS_URL "
+                "for shared per-contact locks"
             )
-        if self.BOT_WORKERS > 1 and self.simulator:
+        if (self.BOT_WORKERS > 1 or self.BOT_TURN_WORKERS) and self.simulator:
+            name = "BOT_WORKERS" if self.BOT_WORKERS > 1 else "BOT_TURN_WORKERS"
             raise ValueError(
-                "BOT_WORKERS: the simulator keeps its chats in one process; use one worker"
+                f"{name}: the simulator keeps its chats in one process; use one worker"
             )
         return self
 
     # Derived values -------------------------------------------------------
+
+    @property
+    def turn_processes(self) -> int:
+        """How many processes run turns and sends: the web workers themselves, or
+        `BOT_TURN_WORKERS` processes of their own while the web workers only acknowledge."""
+        return self.BOT_TURN_WORKERS or self.BOT_WORKERS
 
     @property
     def simulator(self) -> bool:

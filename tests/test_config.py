@@ -49,6 +49,15 @@ def test_good_settings_and_defaults() -> None:
         ({"WHATSAPP_API_URL": "ftp://x"}, "WHATSAPP_API_URL"),
         ({"WHATSAPP_ACCESS_TOKEN": "t"}, "WHATSAPP_PHONE_NUMBER_ID"),
         ({"BOT_WORKERS": "2"}, "BOT_WORKERS"),
+        (
+            {
+                "BOT_TURN_WORKERS": "2",
+                "WHATSAPP_ACCESS_TOKEN": "t",
+                "WHATSAPP_PHONE_NUMBER_ID": "1",
+            },
+            "BOT_TURN_WORKERS",
+        ),
+        ({"BOT_TURN_WORKERS": "1"}, "BOT_TURN_WORKERS"),  # the simulator needs one process
         ({"BOT_LOG_LEVEL": "LOUD"}, "BOT_LOG_LEVEL"),
     ],
 )
@@ -60,6 +69,15 @@ def test_bad_value_names_the_variable(change: dict[str, str | None], variable: s
     message = str(err.value)
     assert message.startswith(variable + ":"), message
     assert "\n" not in message
+
+
+def test_one_turn_worker_needs_no_redis() -> None:
+    """Web workers only store deliveries; with a single turn worker nothing is shared."""
+    live = {**GOOD, "WHATSAPP_ACCESS_TOKEN": "t", "WHATSAPP_PHONE_NUMBER_ID": "1"}
+    s = load_settings(env_file=None, **live, BOT_WORKERS="3", BOT_TURN_WORKERS="1")
+    assert s.turn_processes == 1
+    with pytest.raises(SettingsError, match=r"^BOT_WORKERS: .*REDIS_URL"):
+        load_settings(env_file=None, **live, BOT_WORKERS="3")  # each would run turns
 
 
 def test_master_key_ids_must_be_unique() -> None:

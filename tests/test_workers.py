@@ -166,3 +166,75 @@ async def test_serve_runs_several_workers_on_one_port(tmp_path: Path) -> None:
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+def children_of(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def role_of(pid: int) -> str:
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return argv[argv.index(b"--role") + 1].decode() if b"--role" in argv else ""  # a zombie
+
+
+def metric(text: str, sample: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.slow
+async def test_a_turn_worker_of_its_own_answers_what_the_web_worker_stored(
+    tmp_path: Path,
+) -> None:
+    """BOT_TURN_WORKERS=1, SQLite, no Redis: the web worker only acknowledges, the turn
+    worker answers each message once, in order; it survives kill -9; /metrics adds up both."""
+    fake = FakeGraph(phone_number_id=PHONE_NUMBER_ID, tokens=[TOKEN])
+    async with running(create_fake_app(fake)) as graph_url:
+        port = free_port()
+        env = bot_env(tmp_path, port, graph_url + "/v21.0")
+        env.update(BOT_TURN_WORKERS="1", BOT_SEND_PER_SECOND="1000")
+        proc = start_bot(env, tmp_path)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                await wait_ready(http, url, proc)
+                roles = {role_of(pid): pid for pid in children_of(proc.pid)}
+                assert sorted(roles) == ["turns", "web"]
+                senders = [f"+4477009006{i:02d}" for i in range(6)]
+                for n in range(3):
+                    for i, sender in enumerate(senders):
+                        await deliver(http, url, sender, f"hello {n}", ts=4_000 + 10 * n + i)
+                await settled(tmp_path)
+                assert sorted(m.to for m in fake.sent) == sorted(s[1:] for s in senders * 3)
+                order = query(
+                    tmp_path, "SELECT processed_at FROM inbox WHERE kind='message' ORDER BY meta_ts"
+                )
+                assert [t for (t,) in order] == sorted(t for (t,) in order)
+                # The web worker's /metrics shows the turn worker's sends too.
+                text = (await http.get(url + "/metrics")).text
+                assert metric(text, 'bot_webhook_deliveries_total{outcome="stored"}') == 18
+                assert metric(text, 'bot_sends_total{category="service",outcome="sent"}') == 18
+
+                # The turn worker is killed; deliveries are still acknowledged and stored,
+                # and its replacement answers each of them exactly once.
+                os.kill(roles["turns"], signal.SIGKILL)
+                for i, sender in enumerate(senders):
+                    await deliver(http, url, sender, "still there?", ts=5_000 + i)
+                for _ in range(100):
+                    now = {role_of(pid): pid for pid in children_of(proc.pid)}
+                    if now.get("turns") not in (None, roles["turns"]):
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the dead turn worker was not replaced")
+                await settled(tmp_path)
+            assert sorted(m.to for m in fake.sent) == sorted(s[1:] for s in senders * 4)
+            done = query(tmp_path, "SELECT count(*) FROM inbox WHERE state='done'")[0][0]
+            assert done == 24
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)

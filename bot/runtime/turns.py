@@ -75,9 +75,12 @@ class TurnRunner:
     def active(self) -> int:
         return len(self._active)
 
-    async def start(self, inbox_key: DataKey) -> None:
+    async def start(self, inbox_key: DataKey, resume: bool = True) -> None:
+        """`resume`: take up every pending event now (a turn worker's InboxWatch does
+        that itself, for its own share of the contacts)."""
         self._inbox_key = inbox_key
-        self.notify(await self._db.read(inbox_store.pending_contacts))
+        if resume:
+            self.notify(await self._db.read(inbox_store.pending_contacts))
         self._sweeper = asyncio.create_task(self._sweep_waiting(), name="turns-sweeper")
 
     async def stop(self, grace: float = 10.0) -> None:

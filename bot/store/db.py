@@ -13,6 +13,8 @@ per statement cost ~300 context switches per delivery on the hot path.)
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,11 +25,24 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bot.store.writer import AsyncChannel, Channel, ThreadChannel, Writer
+from bot.store.writer import (
+    LOCK_RETRY,
+    AsyncChannel,
+    Channel,
+    LoopChannel,
+    ThreadChannel,
+    Writer,
+)
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 READ_THREADS = 4
+BUSY_TIMEOUT_MS = 10_000
+NO_WAIT = "no_wait_for_lock"  # connection info flag: raise WriteLockBusy instead of waiting
+
+
+class WriteLockBusy(Exception):
+    """Another process holds SQLite's write lock (inline mode waits for it asynchronously)."""
 
 
 def _sqlite_pragmas(engine: Engine, *, immediate: bool) -> None:
@@ -41,13 +56,34 @@ def _sqlite_pragmas(engine: Engine, *, immediate: bool) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=10000")
+        cur.execute(f"PRAGMA busy_timeout={0 if immediate else BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if immediate:
+            _begin_immediate(conn.connection.dbapi_connection, not conn.info.get(NO_WAIT))
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def _begin_immediate(dbapi_conn: Any, wait: bool = True) -> None:
+    """Take the write lock, retrying every LOCK_RETRY seconds while another process
+    holds it. SQLite's own busy handler sleeps 1, 2, 5 … up to 100 ms between tries,
+    so with several processes writing (web and turn workers) a waiter often slept
+    long after the lock was free: acknowledgement p99 went past a second."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            dbapi_conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            if not wait:
+                raise WriteLockBusy from None
+            time.sleep(LOCK_RETRY)
 
 
 def sqlite_engine(url: str, *, writer: bool) -> Engine:
@@ -81,7 +117,9 @@ def _upgrade(conn: Connection) -> None:
 class Database:
     """The store: a writer for group-committed units and a pool for reads."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, hold: float | None = None, inline: bool = False) -> None:
+        """`hold`: how long one transaction may keep the write lock (see `Writer`).
+        `inline`: SQLite is used from the event loop's own thread (see `LoopChannel`)."""
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         self._sync_write: Engine | None = None
@@ -93,13 +131,18 @@ class Database:
         if self.dialect == "sqlite":
             self._sync_write = sqlite_engine(url, writer=True)
             self._sync_read = sqlite_engine(url, writer=False)
-            self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="store-read")
-            channel = ThreadChannel(self._sync_write)
+            if inline:
+                channel = LoopChannel(
+                    self._sync_write, WriteLockBusy, BUSY_TIMEOUT_MS / 1000, NO_WAIT
+                )
+            else:
+                self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="store-read")
+                channel = ThreadChannel(self._sync_write)
         else:
             self._async_write = make_engine(url, writer=True)
             self._async_read = make_engine(url)
             channel = AsyncChannel(self._async_write)
-        self.writer = Writer(channel)
+        self.writer = Writer(channel, hold=hold)
 
     async def migrate(self) -> None:
         if self._sync_write is not None:
@@ -143,6 +186,8 @@ class Database:
                 with engine.connect() as conn:
                     return fn(conn)
 
+            if self._readers is None:  # inline: a WAL read takes no lock and never waits
+                return run()
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._readers, run)
         assert self._async_read is not None

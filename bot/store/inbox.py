@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Integer, and_, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.store.tables import InboxEvent
 
@@ -18,20 +19,22 @@ inbox = InboxEvent.__table__
 PENDING, WAITING, DONE = "pending", "waiting", "done"
 
 
-def insert_ignoring_duplicates(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING, in the dialect at hand."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    conn.execute(insert(table).on_conflict_do_nothing(), rows)
+# INSERT … ON CONFLICT DO NOTHING in each dialect, built once: it runs for every
+# delivery, and building it anew cost more than executing it.
+_ACCEPT = {
+    "postgresql": postgresql.insert(inbox).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(inbox).on_conflict_do_nothing(),
+}
 
 
 def accept(rows: list[dict[str, Any]]) -> Callable[[Connection], None]:
     """Store a delivery's events; a redelivered event key is silently ignored."""
-    return lambda conn: insert_ignoring_duplicates(conn, inbox, rows)
+
+    def run(conn: Connection) -> None:
+        if rows:
+            conn.execute(_ACCEPT[conn.dialect.name], rows)
+
+    return run
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,21 @@ def pending_contacts(conn: Connection) -> list[str]:
         .order_by(func.min(inbox.c.id))
     )
     return [r[0] for r in rows]
+
+
+_PENDING_AFTER = (
+    select(inbox.c.id, inbox.c.contact_index)
+    .where(and_(inbox.c.state == PENDING, inbox.c.id > bindparam("mark")))
+    .order_by(inbox.c.id)
+    .limit(bindparam("n", type_=Integer, literal_execute=True))
+)
+
+
+def pending_after(mark: int, limit: int) -> Callable[[Connection], list[tuple[int, str | None]]]:
+    """Pending events stored after event `mark`, oldest first: (id, contact index)."""
+    return lambda conn: [
+        (r[0], r[1]) for r in conn.execute(_PENDING_AFTER, {"mark": mark, "n": limit})
+    ]
 
 
 def stale_contacts(received_before: float) -> Callable[[Connection], list[str]]:

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -26,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 T = TypeVar("T")
 Unit = Callable[[Connection], Any]
+LOCK_RETRY = 0.0005  # seconds between tries for SQLite's write lock held by another process
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,7 @@ class Channel(Protocol):
     engine, or SQLite's driver in a thread of its own (one hop per batch)."""
 
     async def open(self) -> None: ...
-    async def run(self, units: list[Unit]) -> list[Any]: ...
+    async def run(self, units: list[Unit], budget: float | None = None) -> list[Any]: ...
     async def reset(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -52,9 +56,9 @@ class AsyncChannel:
     async def open(self) -> None:
         self._conn = await self._engine.connect()
 
-    async def run(self, units: list[Unit]) -> list[Any]:
+    async def run(self, units: list[Unit], budget: float | None = None) -> list[Any]:
         assert self._conn is not None
-        return await self._conn.run_sync(_run_in_transaction, units)
+        return await self._conn.run_sync(_run_in_transaction, units, budget)
 
     async def reset(self) -> None:
         try:
@@ -90,9 +94,9 @@ class ThreadChannel:
     async def open(self) -> None:
         self._conn = await self._call(self._engine.connect)
 
-    async def run(self, units: list[Unit]) -> list[Any]:
+    async def run(self, units: list[Unit], budget: float | None = None) -> list[Any]:
         assert self._conn is not None
-        return await self._call(_run_in_transaction, self._conn, units)
+        return await self._call(_run_in_transaction, self._conn, units, budget)
 
     async def reset(self) -> None:
         def fresh() -> None:
@@ -110,11 +114,76 @@ class ThreadChannel:
         self._thread.shutdown(wait=True)
 
 
+Item = tuple[Unit, asyncio.Future[Any]]
+
+
+class LoopChannel:
+    """SQLite used from the event loop's own thread, for a turn worker.
+
+    There the writer thread's transactions kept the write lock (which the web
+    workers wait for) for tens of milliseconds, waiting for the GIL behind a
+    busy event loop. Inline, a transaction holds the lock only for its own
+    work; waiting for the lock is an asynchronous retry, so the loop goes on.
+    """
+
+    def __init__(self, engine: Engine, busy: type[Exception], timeout: float, flag: str) -> None:
+        self._engine = engine
+        self._busy = busy  # what BEGIN raises on this connection when the lock is taken
+        self._timeout = timeout
+        self._flag = flag  # connection info key that makes BEGIN raise instead of wait
+        self._conn: Connection | None = None
+
+    def _connect(self) -> Connection:
+        conn = self._engine.connect()
+        conn.info[self._flag] = True
+        return conn
+
+    async def open(self) -> None:
+        self._conn = self._connect()
+
+    async def run(self, units: list[Unit], budget: float | None = None) -> list[Any]:
+        assert self._conn is not None
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                return _run_in_transaction(self._conn, units, budget)
+            except self._busy:
+                if time.monotonic() > deadline:
+                    raise
+                self._conn.rollback()  # nothing ran: the lock was not taken
+                await asyncio.sleep(LOCK_RETRY)
+
+    async def reset(self) -> None:
+        if self._conn is not None:
+            self._conn.invalidate()
+            self._conn.close()
+        self._conn = self._connect()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 class Writer:
-    def __init__(self, channel: Channel, max_batch: int = 512) -> None:
+    """`hold`: at most this many seconds of units per transaction, then commit and
+    pause `pause` seconds before the next, so that other processes waiting for
+    SQLite's one write lock (web workers acknowledging deliveries) get it soon.
+    None: a batch runs whole, for a process whose writes are the latency-critical ones."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        max_batch: int = 512,
+        hold: float | None = None,
+        pause: float = 0.001,
+    ) -> None:
         self._channel = channel
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[Unit, asyncio.Future[Any]] | None] = asyncio.Queue()
+        self._hold = hold
+        self._pause = pause
+        self._queue: asyncio.Queue[Item | None] = asyncio.Queue()
+        self._carry: deque[Item] = deque()  # taken from the queue, not yet run
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.batches = 0
@@ -149,26 +218,31 @@ class Writer:
 
     async def _run(self) -> None:
         stopping = False
-        while not stopping:
-            item = await self._queue.get()
-            batch: list[tuple[Unit, asyncio.Future[Any]]] = []
-            if item is None:
-                stopping = True
-            else:
-                batch.append(item)
-            while len(batch) < self._max_batch and not self._queue.empty():
+        while self._carry or not stopping:
+            if not self._carry:
+                item = await self._queue.get()
+                if item is None:
+                    stopping = True
+                    continue
+                self._carry.append(item)
+            while len(self._carry) < self._max_batch and not self._queue.empty():
                 nxt = self._queue.get_nowait()
                 if nxt is None:
                     stopping = True
                     continue
-                batch.append(nxt)
-            if batch:
-                await self._commit(batch)
+                self._carry.append(nxt)
+            batch = [self._carry.popleft() for _ in range(min(self._max_batch, len(self._carry)))]
+            done = await self._commit(batch)
+            if done < len(batch):  # the hold budget ran out: the rest go next, after a pause
+                self._carry.extendleft(reversed(batch[done:]))
+                await asyncio.sleep(self._pause)
 
-    async def _commit(self, batch: list[tuple[Unit, asyncio.Future[Any]]]) -> None:
+    async def _commit(self, batch: list[Item]) -> int:
+        """Run a batch in one transaction; returns how many of its units were run (all,
+        unless the hold budget cut it short)."""
         units = [u for u, _ in batch]
         try:
-            results = await self._channel.run(units)
+            results = await self._channel.run(units, self._hold)
         except Exception:
             log.warning("group commit of %d units failed; retrying them one by one", len(units))
             await self._channel.reset()
@@ -182,19 +256,23 @@ class Writer:
                 else:
                     if not fut.done():
                         fut.set_result(result)
-            return
+            return len(batch)
         self.batches += 1
-        self.units += len(units)
-        for (_, fut), result in zip(batch, results, strict=True):
+        self.units += len(results)
+        for (_, fut), result in zip(batch, results, strict=False):
             if not fut.done():
                 fut.set_result(result)
+        return len(results)
 
 
 DEFERRED = "deferred_writes"
 
 
-def _run_in_transaction(conn: Connection, units: list[Unit]) -> list[Any]:
-    """Run the units, then whatever they deferred to the end of the transaction.
+def _run_in_transaction(
+    conn: Connection, units: list[Unit], budget: float | None = None
+) -> list[Any]:
+    """Run the units (those that fit in `budget` seconds, at least one), then
+    whatever they deferred to the end of the transaction.
 
     A unit may register work under `conn.info[DEFERRED]` (name → flush function)
     to be done once per transaction instead of once per unit: the audit log
@@ -202,9 +280,14 @@ def _run_in_transaction(conn: Connection, units: list[Unit]) -> list[Any]:
     insert. It is still the same transaction, so it commits or not with them.
     """
     conn.info[DEFERRED] = {}
+    deadline = time.perf_counter() + budget if budget is not None else math.inf
     try:
         with conn.begin():
-            results = [unit(conn) for unit in units]
+            results = []
+            for unit in units:
+                results.append(unit(conn))
+                if time.perf_counter() > deadline:
+                    break
             for flush in conn.info[DEFERRED].values():
                 flush(conn)
             return results

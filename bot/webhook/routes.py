@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,6 @@ from bot import audit
 from bot.config import Settings
 from bot.crypto import DataKey, Keyring
 from bot.metrics import Metrics
-from bot.runtime.turns import TurnRunner
 from bot.store import inbox as inbox_store
 from bot.store.db import Database
 from bot.webhook import signature
@@ -38,7 +38,7 @@ class WebhookDeps:
     settings: Settings
     keyring: Keyring
     db: Database
-    turns: TurnRunner
+    notify: Callable[[Iterable[str]], None]  # contacts with new events (their turns start)
     metrics: Metrics
     inbox_key: DataKey | None = None  # set at start, once the store is open
 
@@ -137,7 +137,7 @@ def create_blueprint(deps: WebhookDeps) -> Blueprint:
                 deps.metrics.deliveries.labels("store_unavailable").inc()
                 log.error("webhook not stored (%s); answering 503", type(exc).__name__)
                 return _plain(503, "storage unavailable, retry later")
-        deps.turns.notify(contacts)
+        deps.notify(contacts)
         deps.metrics.deliveries.labels("stored").inc()
         return _plain(200, "ok")
 
