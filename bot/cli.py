@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot import logs
 from bot.config import Settings, SettingsError, dev_env_file, load_settings
@@ -15,6 +16,9 @@ from bot.conversation.flowfile import FlowError
 from bot.crypto import CryptoError
 from bot.operator import OperatorError
 from bot.policy.templates import TemplateFileError
+
+if TYPE_CHECKING:
+    from bot.app import Role
 
 DEV_ENV = Path("var/dev.env")
 
@@ -34,7 +38,7 @@ def _settings(dev: bool) -> Settings:
     return load_settings()
 
 
-async def _serve(settings: Settings, fd: int | None = None, role: str = "all") -> None:
+async def _serve(settings: Settings, fd: int | None = None, role: Role = "all") -> None:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
@@ -50,7 +54,7 @@ async def _serve(settings: Settings, fd: int | None = None, role: str = "all") -
     logs.install_asyncio_handler(loop)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    app = create_app(settings, role=role)  # type: ignore[arg-type]
+    app = create_app(settings, role=role)
     if fd is None:
         print(f"bot listening on http://{settings.BOT_HOST}:{settings.BOT_PORT}", file=sys.stderr)
     if settings.simulator:
@@ -72,9 +76,8 @@ async def _turn_worker(settings: Settings, share: tuple[int, int]) -> None:
     logs.install_asyncio_handler(loop)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    # The store's writer thread holds SQLite's write lock (which the web workers wait
-    # for) while it runs; it must not wait 5 ms for the GIL on a busy event loop.
-    sys.setswitchinterval(0.0005)
+    # When the cores are busy, the acknowledgements Meta waits for come first; the
+    # turns catch up from the inbox.
     os.nice(10)
     await run_turn_worker(settings, share, stop)
 

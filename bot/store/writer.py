@@ -40,7 +40,8 @@ class WriterClosed(RuntimeError):
 
 class Channel(Protocol):
     """How the writer reaches its one connection: asyncpg through SQLAlchemy's async
-    engine, or SQLite's driver in a thread of its own (one hop per batch)."""
+    engine, SQLite's driver in a thread of its own (one hop per batch), or SQLite's
+    driver on the event loop's own thread (a turn worker, see `LoopChannel`)."""
 
     async def open(self) -> None: ...
     async def run(self, units: list[Unit], budget: float | None = None) -> list[Any]: ...
