@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot import logs
+from bot import eventloop, logs
 from bot.config import Settings, SettingsError, dev_env_file, load_settings
 from bot.conversation.flowfile import FlowError
 from bot.crypto import CryptoError
@@ -94,7 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logs.configure(settings.BOT_LOG_LEVEL)
     logs.install_excepthooks()
     if args.role == "turns":
-        asyncio.run(_turn_worker(settings, args.share))
+        eventloop.run(_turn_worker(settings, args.share))
         return 0
     if args.role is None and (settings.BOT_WORKERS > 1 or settings.BOT_TURN_WORKERS):
         from bot.workers import Plan, supervise
@@ -104,7 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings.BOT_TURN_WORKERS, args.dev,
         )  # fmt: skip
         return supervise(plan)
-    asyncio.run(_serve(settings, args.fd, args.role or "all"))
+    eventloop.run(_serve(settings, args.fd, args.role or "all"))
     return 0
 
 

@@ -201,6 +201,7 @@ class JsonFormatter(logging.Formatter):
 # Chatty below WARNING, and some print request data at DEBUG (hpack: headers with
 # tokens; aiosqlite and sqlalchemy: statements with their parameters).
 NOISY = (
+    "aiohttp",
     "aiosqlite",
     "alembic",
     "asyncpg",

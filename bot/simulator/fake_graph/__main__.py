@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 
+from bot import eventloop
 from bot.simulator.fake_graph.endpoints import FakeGraph
 from bot.simulator.fake_graph.server import serve
 
@@ -51,7 +52,7 @@ async def _run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     """CLI entry point: serve the fake until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(_run(_parse_args(argv)))
+    eventloop.run(_run(_parse_args(argv)))
 
 
 if __name__ == "__main__":
