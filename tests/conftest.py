@@ -28,7 +28,7 @@ from bot.app import Services, create_app
 from bot.config import Settings, load_settings
 from bot.simulator import webhooks
 from bot.simulator.fake_graph import FakeGraph
-from bot.simulator.fake_graph import create_app as create_fake_app
+from bot.simulator.fake_graph import serve as serve_fake
 from tests.servers import running
 
 PHONE_NUMBER_ID = "106540352242922"
@@ -120,7 +120,7 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
 @pytest.fixture
 async def graph() -> AsyncIterator[tuple[FakeGraph, str]]:
     fake = FakeGraph(phone_number_id=PHONE_NUMBER_ID, tokens=[TOKEN, "fallback-token"])
-    async with running(create_fake_app(fake)) as url:
+    async with serve_fake(fake) as url:
         yield fake, url + "/v21.0"
 
 

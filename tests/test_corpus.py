@@ -18,7 +18,7 @@ import pytest
 
 from bot.app import create_app
 from bot.simulator.fake_graph import FakeGraph
-from bot.simulator.fake_graph import create_app as create_fake_app
+from bot.simulator.fake_graph import serve as serve_fake
 from tests.conftest import SAMPLES, TOKEN, Bot, fresh_sqlite, make_settings, require
 from tests.servers import running
 
@@ -83,7 +83,7 @@ async def bot_for(path: Path, tmp_path: Path, template: Path) -> AsyncIterator[B
     value = json.loads(path.read_bytes())["entry"][0]["changes"][0]["value"]
     number = value["metadata"]["phone_number_id"]
     fake = FakeGraph(phone_number_id=number, tokens=[TOKEN])
-    async with running(create_fake_app(fake)) as graph_url:
+    async with serve_fake(fake) as graph_url:
         settings = make_settings(
             fresh_sqlite(template, tmp_path),
             graph_url + "/v21.0",

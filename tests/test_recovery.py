@@ -15,10 +15,10 @@ import pytest
 from bot.app import create_app
 from bot.simulator import webhooks
 from bot.simulator.fake_graph import FakeGraph
-from bot.simulator.fake_graph import create_app as create_fake_app
+from bot.simulator.fake_graph import serve as serve_fake
 from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, TOKEN, eventually, make_settings
 from tests.processes import bot_env, start_bot, wait_ready
-from tests.servers import free_port, free_socket, running
+from tests.servers import free_port, running
 
 ROOT = Path(__file__).resolve().parents[1]
 SENDERS = [f"+4477009001{i:02d}" for i in range(10)]
@@ -56,7 +56,7 @@ async def test_pending_turns_and_queued_sends_resume_after_restart(db_url: str) 
             return not services.turns.active
 
         await eventually(all_turns_done)
-    async with running(create_fake_app(fake), free_socket(graph_port)):
+    async with serve_fake(fake, port=graph_port):
         app2 = create_app(settings)
         async with running(app2):
             await fake.wait_for_sent(len(SENDERS) * 2, timeout=20)
@@ -89,7 +89,7 @@ async def test_kill_9_after_acknowledging_while_graph_is_down(tmp_path: Path) ->
                 queued = db.execute("SELECT count(*) FROM messages WHERE status='queued'")
                 assert pending.fetchone()[0] + queued.fetchone()[0] > 0
 
-            async with running(create_fake_app(fake), free_socket(graph_port)):
+            async with serve_fake(fake, port=graph_port):
                 proc = start_bot(env, tmp_path)
                 await wait_ready(http, url, proc)
                 await fake.wait_for_sent(len(SENDERS) * 3, timeout=30)

@@ -22,10 +22,10 @@ from sqlalchemy import create_engine, text
 
 from bot.simulator import webhooks
 from bot.simulator.fake_graph import FakeGraph
-from bot.simulator.fake_graph import create_app as create_fake_app
+from bot.simulator.fake_graph import serve as serve_fake
 from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, TOKEN, require
 from tests.processes import bot_env, start_bot, wait_ready
-from tests.servers import free_port, running
+from tests.servers import free_port
 
 REDIS_URL = os.environ.get("BOT_TEST_REDIS_URL", "")
 UK = "+447700900123"
@@ -36,7 +36,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[list[str], FakeGraph, Path
     """Two bot processes on one SQLite file and one Redis, and the fake Graph API."""
     require(bool(REDIS_URL), "Redis not configured (set BOT_TEST_REDIS_URL)")
     fake = FakeGraph(phone_number_id=PHONE_NUMBER_ID, tokens=[TOKEN])
-    async with running(create_fake_app(fake)) as graph_url:
+    async with serve_fake(fake) as graph_url:
         shared = bot_env(tmp_path, 0, graph_url + "/v21.0")
         shared.update(
             REDIS_URL=REDIS_URL,
@@ -134,7 +134,7 @@ async def test_two_processes_share_one_send_rate(pair) -> None:
 async def test_serve_runs_several_workers_on_one_port(tmp_path: Path) -> None:
     require(bool(REDIS_URL), "Redis not configured (set BOT_TEST_REDIS_URL)")
     fake = FakeGraph(phone_number_id=PHONE_NUMBER_ID, tokens=[TOKEN])
-    async with running(create_fake_app(fake)) as graph_url:
+    async with serve_fake(fake) as graph_url:
         port = free_port()
         env = bot_env(tmp_path, port, graph_url + "/v21.0")
         env.update(
@@ -191,7 +191,7 @@ async def test_a_turn_worker_of_its_own_answers_what_the_web_worker_stored(
     """BOT_TURN_WORKERS=1, SQLite, no Redis: the web worker only acknowledges, the turn
     worker answers each message once, in order; it survives kill -9; /metrics adds up both."""
     fake = FakeGraph(phone_number_id=PHONE_NUMBER_ID, tokens=[TOKEN])
-    async with running(create_fake_app(fake)) as graph_url:
+    async with serve_fake(fake) as graph_url:
         port = free_port()
         env = bot_env(tmp_path, port, graph_url + "/v21.0")
         env.update(BOT_TURN_WORKERS="1", BOT_SEND_PER_SECOND="1000")

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from bot.app import Services, create_app
 from bot.simulator.fake_graph import FakeGraph
-from bot.simulator.fake_graph import create_app as create_fake_app
+from bot.simulator.fake_graph import serve as serve_fake
 from tests.conftest import PHONE_NUMBER_ID, TOKEN, make_settings
 from tests.servers import running
 
@@ -35,7 +35,7 @@ class ThreadedBot:
     async def _main(self) -> None:
         self.stop_event = asyncio.Event()
         try:
-            async with running(create_fake_app(self.fake)) as graph_url:
+            async with serve_fake(self.fake) as graph_url:
                 settings_ = make_settings(
                     f"sqlite+aiosqlite:///{self.tmp / 'bot.db'}", graph_url + "/v21.0",
                     **self.settings,

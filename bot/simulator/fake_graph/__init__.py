@@ -16,15 +16,18 @@ Where each part lives:
 - `faults.py`: how a queued fault is spelled and what it answers.
 - `statuses.py`: the signed "sent"/"delivered" webhooks posted back after a send.
 - `reply.py`: the framework-free answer the endpoints return.
-- `routes.py`: Graph and `/_fake/*` control routes, `create_blueprint` and `create_app`.
+- `dispatch.py`: the route table (Graph routes and `/_fake/*` control routes), framework-free.
+- `aio.py`: `create_app`, the standalone fake on aiohttp's server (cheap per request).
+- `routes.py`: `create_blueprint`, the same routes as a Quart blueprint (the simulator's mount).
 - `server.py`: `serve`, to run the fake (or any Quart app) inside a test's event loop.
 - `__main__.py`: the CLI, `python -m bot.simulator.fake_graph --port 8799 --phone-number-id ID`.
 """
 
+from bot.simulator.fake_graph.aio import create_app
 from bot.simulator.fake_graph.endpoints import FakeGraph
 from bot.simulator.fake_graph.errors import META_ERRORS, meta_error
 from bot.simulator.fake_graph.faults import parse_fault
-from bot.simulator.fake_graph.routes import create_app, create_blueprint
+from bot.simulator.fake_graph.routes import create_blueprint
 from bot.simulator.fake_graph.server import serve
 from bot.simulator.fake_graph.state import RecordedRequest, SentMessage, new_wamid, recipient_key
 from bot.simulator.fake_graph.validation import validate_send

@@ -1,7 +1,7 @@
 """How the fake answers each Graph endpoint: sends, read receipts, media and the phone number.
 
 `FakeGraph` is `GraphState` (what it remembers, how tests steer it) plus these answers. They
-are plain methods returning a `Reply`, so they do not depend on the web framework; `routes.py`
+are plain methods returning a `Reply`, so they do not depend on the web framework; `dispatch.py`
 maps URLs to them. Graph checks the path first, then the token, then the object id, and the
 fake keeps that order so the bot sees the same error Meta would give it.
 """
@@ -34,7 +34,7 @@ GRAPH_VERSION = re.compile(r"v\d+\.\d+")
 class FakeGraph(GraphState):
     """The fake Graph API: `GraphState` plus the answer to each endpoint.
 
-    HTTP routing lives in `create_blueprint`; the constructor and test controls in `GraphState`.
+    HTTP routing lives in `dispatch.py`; the constructor and test controls in `GraphState`.
     """
 
     def authenticate(self, token: str | None) -> Reply | None:

@@ -1,7 +1,7 @@
 """The fake's answer to one request, decided before any web framework is involved.
 
 The endpoint logic returns a `Reply` instead of a Quart response so it can be read (and tested)
-without Quart; `routes.py` is the only place that turns one into a real HTTP response.
+without a web framework; `aio.py` and `routes.py` turn one into a real HTTP response.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the fake remembers and how a test steers it: requests, sends, media, faults, tokens.
 
 Tests in the same process use these methods directly; tests in another process reach the same
-ones through the `/_fake/*` control routes (`routes.py`). How the fake answers each Graph
+ones through the `/_fake/*` control routes (`dispatch.py`). How the fake answers each Graph
 endpoint lives in `endpoints.py`, which builds `FakeGraph` on top of `GraphState`.
 """
 
