@@ -39,7 +39,7 @@ from bot.whatsapp.messages import UPLOAD_KEY
 log = logging.getLogger(__name__)
 MARKETING_STOPPED = 131050  # the person stopped marketing messages in WhatsApp
 MARKETING_HELD = {131049}  # a marketing message held back for ecosystem health
-STORE_RETRY = 1.0  # seconds before a send whose bookkeeping failed is tried again
+STORE_RETRY = 1.0  # seconds before a send (or its bookkeeping) that the store failed is retried
 
 
 @dataclass
@@ -109,6 +109,7 @@ class Outbox:
         self._gate = gate
         self._lines: dict[str, deque[OutItem]] = {}
         self._known: set[str] = set()  # message ids of durable items held in memory
+        self._settling: dict[str, asyncio.Task[None]] = {}  # sent, not yet recorded as sent
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._held: set[str] = set()  # recipients waiting on a timer
         self._paused_until = 0.0
@@ -170,6 +171,10 @@ class Outbox:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
+        if self._settling:  # what Meta accepted is recorded before the store closes
+            _, late = await asyncio.wait(list(self._settling.values()), timeout=grace)
+            for task in late:
+                task.cancel()
 
     # Sending ----------------------------------------------------------------
 
@@ -207,7 +212,9 @@ class Outbox:
                 if not self.in_flight:
                     self._idle.set()
             if done:
-                self._known.discard(line.popleft().message_id)
+                sent = line.popleft().message_id
+                if sent not in self._settling:
+                    self._known.discard(sent)
             if not line:
                 del self._lines[recipient]
             elif done:
@@ -258,11 +265,31 @@ class Outbox:
                 item.actor, "message_sent",
                 detail={"type": item.body.get("type"), "category": item.category},
             )  # fmt: skip
-            await self._db.write(_with_audit(settle, event))
+            self._record_sent(item.message_id, _with_audit(settle, event))
             if self._failures:
                 self._failures.record(True)
         self._on_result(label, "sent")
         return True
+
+    def _record_sent(self, message_id: str, unit: Callable[[Connection], None]) -> None:
+        """Commit what Meta accepted without holding a send slot meanwhile: under load a
+        group commit can take a while, and the slot would sit idle for it. The row stays
+        leased to this worker (and is not claimed again) until it is recorded."""
+
+        async def record() -> None:
+            try:
+                while True:
+                    try:
+                        await self._db.write(unit)
+                        return
+                    except Exception as exc:  # never send it again: record it again
+                        log.error("recording a send failed (%s); retrying", type(exc).__name__)
+                        await asyncio.sleep(STORE_RETRY)
+            finally:
+                self._settling.pop(message_id, None)
+                self._known.discard(message_id)
+
+        self._settling[message_id] = asyncio.create_task(record())
 
     async def _with_upload(self, body: dict[str, Any]) -> dict[str, Any]:
         """Upload a queued file (an export) and put its media id in the message."""
