@@ -55,7 +55,7 @@ async def export_person(settings: Settings, number: str) -> dict[str, Any]:
     db, kr = await _open(settings)
     try:
         phone_index = kr.blind_index("phone", e164)
-        row = await db.read(contact_store.find(phone_index, None))
+        row = await contact_store.find(db, phone_index, None)
         controller = {
             "name": settings.BOT_COMPANY_NAME,
             "privacy_policy": settings.BOT_PRIVACY_URL,
@@ -97,7 +97,7 @@ async def erase_person(settings: Settings, number: str) -> dict[str, int]:
     db, kr = await _open(settings)
     try:
         phone_index = kr.blind_index("phone", e164)
-        row = await db.read(contact_store.find(phone_index, None))
+        row = await contact_store.find(db, phone_index, None)
         if row is None:
             raise OperatorError("nothing is held for that number")
         indexes = [i for i in (row.phone_index, row.user_index) if i]
@@ -146,7 +146,7 @@ async def end_handoff(settings: Settings, number: str) -> None:
     e164 = normalize_e164(number)
     db, kr = await _open(settings)
     try:
-        row = await db.read(contact_store.find(kr.blind_index("phone", e164), None))
+        row = await contact_store.find(db, kr.blind_index("phone", e164), None)
         if row is None or row.handoff_at is None:
             raise OperatorError("that conversation is not handed off")
         dk = kr.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))

@@ -72,7 +72,7 @@ class _Person:
 
 async def _person(db: Database, keyring: Keyring, e164: str) -> _Person:
     phone_index = keyring.blind_index("phone", e164)
-    row = await db.read(contact_store.find(phone_index, None))
+    row = await contact_store.find(db, phone_index, None)
     user_index = row.user_index if row else None
     suppressed = await db.read(lambda c: policy_store.is_suppressed(c, phone_index, user_index))
     facts = Facts(

@@ -57,7 +57,7 @@ class SendGate:
         confirmation: bool,
         now: float,
     ) -> Verdict:
-        found = await self._db.read(lambda c: policy_store.recipient_of(c, message_id))
+        found = await policy_store.recipient_of(self._db, message_id)
         if found.status is None and confirmation:
             return DROP  # the farewell was sent and forgotten already
         if found.status is not None and found.status != message_store.QUEUED:

@@ -117,7 +117,7 @@ class QuietRevocation:
         kr = self._kr
         phone_index = kr.blind_index("phone", "+" + party.wa_id) if party.wa_id else None
         user_index = kr.blind_index("bsuid", party.user_id) if party.user_id else None
-        row = await self._db.read(contact_store.find(phone_index, user_index))
+        row = await contact_store.find(self._db, phone_index, user_index)
         await self._revoke(row.id if row else None, method, now, finish)
 
     async def for_message(self, message_id: str, now: float) -> None:

@@ -119,7 +119,7 @@ class ConversationTurn:
         e164 = "+" + sender.wa_id if sender.wa_id else None
         phone_index = kr.blind_index("phone", e164) if e164 else None
         user_index = kr.blind_index("bsuid", sender.user_id) if sender.user_id else None
-        row = await self._db.read(contact_store.find(phone_index, user_index))
+        row = await contact_store.find(self._db, phone_index, user_index)
         if row is None:
             contact_id = uuid.uuid4().hex
             dk, wrapped = kr.new_data_key(uuid.uuid4().hex)

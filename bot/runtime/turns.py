@@ -126,7 +126,7 @@ class TurnRunner:
         while more and not self._stopping:
             self._again.discard(ci)
             try:
-                events = await self._db.read(inbox_store.next_pending(ci, BATCH))
+                events = await inbox_store.next_pending(self._db, ci, BATCH)
             except Exception as exc:  # the store is unreachable: wait, then try again
                 log.error("could not read pending events (%s)", type(exc).__name__)
                 await asyncio.sleep(1.0)
@@ -162,7 +162,7 @@ class TurnRunner:
                 return token
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
-            if not await self._db.read(inbox_store.next_pending(ci, 1)):
+            if not await inbox_store.next_pending(self._db, ci, 1):
                 return None
         return None
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
+from bot.store.db import Database, Query
 from bot.store.tables import Consent, Contact, DataKey
 
 contacts = Contact.__table__
@@ -66,18 +67,16 @@ _FIND = (
 )
 
 
-def find(phone_index: str | None, user_index: str | None) -> Callable[[Connection], Any]:
+_FIND_QUERY = Query(_FIND)
+
+
+async def find(db: Database, phone_index: str | None, user_index: str | None) -> ContactRow | None:
     """A contact by the blind index of their number or of their BSUID, with their
     marketing consent status (one read for everything a turn needs to start)."""
-
-    def run(conn: Connection) -> ContactRow | None:
-        if not phone_index and not user_index:
-            return None
-        params = {"phone": phone_index or "-", "user": user_index or "-"}
-        row = conn.execute(_FIND, params).first()
-        return ContactRow(*row) if row else None
-
-    return run
+    if not phone_index and not user_index:
+        return None
+    rows = await db.fetch(_FIND_QUERY, {"phone": phone_index or "-", "user": user_index or "-"})
+    return ContactRow(*rows[0]) if rows else None
 
 
 def create(conn: Connection, *, key: dict[str, Any], contact: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Integer, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bot.store.db import Database, Query
 from bot.store.tables import InboxEvent
 
 inbox = InboxEvent.__table__
@@ -48,11 +49,11 @@ class PendingEvent:
 
 # Hot statements are built once: SQLAlchemy then reuses their cache key and
 # compiled form instead of rebuilding both on every turn.
-_NEXT_PENDING = (
+_NEXT_PENDING = Query(
     select(inbox.c.id, inbox.c.event_key, inbox.c.kind, inbox.c.payload, inbox.c.attempts)
     .where(and_(inbox.c.contact_index == bindparam("ci"), inbox.c.state == PENDING))
     .order_by(inbox.c.meta_ts, inbox.c.id)
-    .limit(bindparam("n", type_=Integer, literal_execute=True))
+    .limit(bindparam("n", type_=Integer))
 )
 _FINISH = (
     update(inbox)
@@ -66,14 +67,10 @@ _FINISH = (
 _FINISH_DONE = _FINISH.values(payload=None)
 
 
-def next_pending(contact_index: str, limit: int = 16) -> Callable[[Connection], list[PendingEvent]]:
+async def next_pending(db: Database, contact_index: str, limit: int = 16) -> list[PendingEvent]:
     """The contact's oldest unprocessed events, in Meta's timestamp order."""
-
-    def run(conn: Connection) -> list[PendingEvent]:
-        rows = conn.execute(_NEXT_PENDING, {"ci": contact_index, "n": limit})
-        return [PendingEvent(*row) for row in rows]
-
-    return run
+    rows = await db.fetch(_NEXT_PENDING, {"ci": contact_index, "n": limit})
+    return [PendingEvent(*row) for row in rows]
 
 
 def finish(conn: Connection, event_id: int, now: float, state: str = DONE) -> bool:
@@ -116,19 +113,17 @@ def pending_contacts(conn: Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
-_PENDING_AFTER = (
+_PENDING_AFTER = Query(
     select(inbox.c.id, inbox.c.contact_index)
     .where(and_(inbox.c.state == PENDING, inbox.c.id > bindparam("mark")))
     .order_by(inbox.c.id)
-    .limit(bindparam("n", type_=Integer, literal_execute=True))
+    .limit(bindparam("n", type_=Integer))
 )
 
 
-def pending_after(mark: int, limit: int) -> Callable[[Connection], list[tuple[int, str | None]]]:
+async def pending_after(db: Database, mark: int, limit: int) -> list[tuple[int, str | None]]:
     """Pending events stored after event `mark`, oldest first: (id, contact index)."""
-    return lambda conn: [
-        (r[0], r[1]) for r in conn.execute(_PENDING_AFTER, {"mark": mark, "n": limit})
-    ]
+    return [(r[0], r[1]) for r in await db.fetch(_PENDING_AFTER, {"mark": mark, "n": limit})]
 
 
 def stale_contacts(received_before: float) -> Callable[[Connection], list[str]]:

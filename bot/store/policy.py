@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, update
 
+from bot.store.db import Database, Query
 from bot.store.tables import Consent, Contact, Message, Suppression
 
 contacts = Contact.__table__
@@ -38,7 +39,7 @@ _suppressed = (
     .exists()
 )
 
-_FOR_MESSAGE = (
+_FOR_MESSAGE = Query(
     select(
         messages.c.status,
         messages.c.lease_owner,
@@ -56,11 +57,11 @@ _FOR_MESSAGE = (
 )
 
 
-def recipient_of(conn: Connection, message_id: str) -> Recipient:
-    row = conn.execute(_FOR_MESSAGE, {"mid": message_id}).first()
-    if row is None:
+async def recipient_of(db: Database, message_id: str) -> Recipient:
+    rows = await db.fetch(_FOR_MESSAGE, {"mid": message_id})
+    if not rows:
         return Recipient(None, None, None, None, None, False)
-    status, owner, contact_id, last_inbound_at, marketing, suppressed = row
+    status, owner, contact_id, last_inbound_at, marketing, suppressed = rows[0]
     return Recipient(status, owner, contact_id, last_inbound_at, marketing, bool(suppressed))
 
 
