@@ -84,9 +84,17 @@ def create(conn: Connection, *, key: dict[str, Any], contact: dict[str, Any]) ->
     conn.execute(insert(contacts), [contact])
 
 
+_TOUCH: dict[tuple[str, ...], Query] = {}  # by the columns set: a turn sets two or three
+
+
 def touch(conn: Connection, contact_id: str, **values: Any) -> None:
     """Record an inbound message's time and fill identifiers learned since."""
-    conn.execute(update(contacts).where(contacts.c.id == contact_id).values(**values))
+    columns = tuple(sorted(values))
+    query = _TOUCH.get(columns)
+    if query is None:
+        statement = update(contacts).where(contacts.c.id == bindparam("cid"))
+        query = _TOUCH[columns] = Query(statement.values({c: bindparam(c) for c in columns}))
+    query.execute(conn, {"cid": contact_id, **values})
 
 
 def get_or_add_key(

@@ -22,20 +22,24 @@ PENDING, WAITING, DONE = "pending", "waiting", "done"
 
 # INSERT … ON CONFLICT DO NOTHING in each dialect, built once: it runs for every
 # delivery, and building it anew cost more than executing it.
-_ACCEPT = {
-    "postgresql": postgresql.insert(inbox).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(inbox).on_conflict_do_nothing(),
-}
+_ROW = {
+    name: bindparam(name)
+    for name in (
+        "event_key", "kind", "contact_index", "meta_ts", "payload", "state", "attempts",
+        "received_at",
+    )
+}  # fmt: skip
+_ACCEPT = Query(
+    {
+        "postgresql": postgresql.insert(inbox).values(_ROW).on_conflict_do_nothing().inline(),
+        "sqlite": sqlite.insert(inbox).values(_ROW).on_conflict_do_nothing().inline(),
+    }
+)
 
 
 def accept(rows: list[dict[str, Any]]) -> Callable[[Connection], None]:
     """Store a delivery's events; a redelivered event key is silently ignored."""
-
-    def run(conn: Connection) -> None:
-        if rows:
-            conn.execute(_ACCEPT[conn.dialect.name], rows)
-
-    return run
+    return lambda conn: _ACCEPT.execute_many(conn, rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,16 +59,19 @@ _NEXT_PENDING = Query(
     .order_by(inbox.c.meta_ts, inbox.c.id)
     .limit(bindparam("n", type_=Integer))
 )
-_FINISH = (
+_FINISH_ANY = (
     update(inbox)
-    .where(and_(inbox.c.id == bindparam("eid"), inbox.c.state.in_((PENDING, WAITING))))
+    .where(
+        and_(inbox.c.id == bindparam("eid"), inbox.c.state.in_([bindparam("p"), bindparam("w")]))
+    )
     .values(
         state=bindparam("new_state"),
         processed_at=bindparam("now"),
         attempts=inbox.c.attempts + 1,
     )
 )
-_FINISH_DONE = _FINISH.values(payload=None)
+_FINISH = Query(_FINISH_ANY)
+_FINISH_DONE = Query(_FINISH_ANY.values(payload=None))
 
 
 async def next_pending(db: Database, contact_index: str, limit: int = 16) -> list[PendingEvent]:
@@ -79,9 +86,9 @@ def finish(conn: Connection, event_id: int, now: float, state: str = DONE) -> bo
     Returns False when the event was no longer pending, so the caller's turn is
     abandoned (rolled back) instead of being applied twice.
     """
-    statement = _FINISH_DONE if state == DONE else _FINISH
-    result = conn.execute(statement, {"eid": event_id, "now": now, "new_state": state})
-    return result.rowcount == 1
+    query = _FINISH_DONE if state == DONE else _FINISH
+    params = {"eid": event_id, "now": now, "new_state": state, "p": PENDING, "w": WAITING}
+    return query.execute(conn, params) == 1
 
 
 def give_up(event_id: int, now: float, max_attempts: int) -> Callable[[Connection], bool]:

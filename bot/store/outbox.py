@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, insert, or_, select, update
 
+from bot.store.db import Query
 from bot.store.tables import Contact, DataKey, Message
 
 messages = Message.__table__
@@ -21,9 +22,25 @@ RANK = {QUEUED: 0, SENT: 1, DELIVERED: 2, READ: 3, FAILED: 4, REFUSED: 4}
 LEASE = 20.0  # seconds a worker holds a queued row without renewing it
 
 
+_ADD = Query(insert(messages).values({c.name: bindparam(c.name) for c in messages.c}).inline())
+
+
 def add(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(messages), rows)
+    """New rows, each with every column (see `bot.runtime.records.message_row`)."""
+    _ADD.execute_many(conn, rows)
+
+
+_MARK_SENT = Query(
+    update(messages)
+    .where(and_(messages.c.id == bindparam("mid"), messages.c.status == QUEUED))
+    .values(
+        attempts=messages.c.attempts + 1,
+        updated_at=bindparam("now"),
+        status=SENT,
+        wamid_index=bindparam("wamid"),
+        next_attempt_at=None,
+    )
+)
 
 
 def _settle(message_id: str, now: float, **values: Any) -> Callable[[Connection], None]:
@@ -37,7 +54,9 @@ def _settle(message_id: str, now: float, **values: Any) -> Callable[[Connection]
 
 
 def mark_sent(message_id: str, wamid_index: str | None, now: float) -> Callable[[Connection], None]:
-    return _settle(message_id, now, status=SENT, wamid_index=wamid_index, next_attempt_at=None)
+    """Meta accepted the message (the hot one of these: once per reply)."""
+    params = {"mid": message_id, "now": now, "wamid": wamid_index}
+    return lambda conn: _MARK_SENT.execute(conn, params)
 
 
 def mark_failed(
