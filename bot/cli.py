@@ -55,6 +55,7 @@ async def _serve(settings: Settings, fd: int | None = None, role: Role = "all") 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     app = create_app(settings, role=role)
+    eventloop.freeze_heap()
     if fd is None:
         print(f"bot listening on http://{settings.BOT_HOST}:{settings.BOT_PORT}", file=sys.stderr)
     if settings.simulator:
@@ -79,6 +80,7 @@ async def _turn_worker(settings: Settings, share: tuple[int, int]) -> None:
     # When the cores are busy, the acknowledgements Meta waits for come first; the
     # turns catch up from the inbox.
     os.nice(10)
+    eventloop.freeze_heap()
     await run_turn_worker(settings, share, stop)
 
 
