@@ -129,6 +129,42 @@ async def test_quality_signal_pauses_and_alerts(fast: Bot) -> None:
 
 
 @SQLITE_ONLY
+async def test_a_send_the_store_cannot_record_is_recorded_later_not_sent_again(
+    fast: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Meta accepted the reply, then the store failed: what is retried is the record,
+    never the send (a second send would reach the person twice)."""
+    from bot.runtime import outbox as outbox_module
+
+    real = outbox_module.store.mark_sent
+    failures = []
+
+    def flaky(message_id: str, wamid_index: str | None, now: float):
+        unit = real(message_id, wamid_index, now)
+
+        def run(conn):
+            if not failures:
+                failures.append(message_id)
+                raise RuntimeError("the store is away")
+            return unit(conn)
+
+        return run
+
+    monkeypatch.setattr(outbox_module.store, "mark_sent", flaky)
+    monkeypatch.setattr(outbox_module, "STORE_RETRY", 0.05)
+    await fast.say(ALICE, "hi")
+    await fast.replies(1)
+
+    async def recorded() -> bool:
+        return await out_rows(fast) == [("sent", 1, None)]
+
+    await eventually(recorded)
+    await fast.idle()
+    assert failures, "the first record failed"
+    assert attempts_to(fast, ALICE[1:]) == 1
+
+
+@SQLITE_ONLY
 async def test_one_recipient_keeps_order_through_retries(fast: Bot) -> None:
     """MY DATA gets two replies; a retry of the first holds back the second."""
     fast.fake.fail_next("500", times=2, to=ALICE[1:])

@@ -244,3 +244,13 @@ async def test_a_turn_worker_of_its_own_answers_what_the_web_worker_stored(
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_long_running_processes_use_uvloop() -> None:
+    """`serve`, the turn workers and the fake run on uvloop (see bot/eventloop.py)."""
+    from bot import eventloop
+
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert eventloop.run(loop_module()).startswith("uvloop")
