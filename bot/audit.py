@@ -21,13 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, bindparam, insert, select, text
 
+from bot.store.db import Query
 from bot.store.tables import AuditEntry
 from bot.store.writer import DEFERRED
 
 audit = AuditEntry.__table__
 GENESIS = "0" * 64
+# Every turn and every send appends entries: the insert runs through the driver.
+_INSERT = Query(insert(audit).values({c.name: bindparam(c.name) for c in audit.c}).inline())
 SYSTEM = "system"
 
 
@@ -115,7 +118,7 @@ def _write(conn: Connection, events: list[Event]) -> None:
         row["hash"] = prev = entry_hash(row)
         rows.append(row)
         next_id += 1
-    conn.execute(insert(audit), rows)
+    _INSERT.execute_many(conn, rows)
 
 
 def entries_of(conn: Connection, actor: str) -> list[dict[str, Any]]:
