@@ -2,8 +2,9 @@
 
 Writes go through one group-commit writer (see `writer.py`); reads use their
 own pooled connections, which SQLite's WAL mode lets run beside the writer.
-The few reads every turn makes (`Query`, `fetch`) skip SQLAlchemy's execution
-layer: compiled once per dialect, run straight through the driver.
+The statements every delivery and turn makes (`Query`: `fetch` for reads,
+`Query.execute` inside units) skip SQLAlchemy's execution layer: compiled once
+per dialect, run straight through the driver.
 
 PostgreSQL is reached through SQLAlchemy's async engine (asyncpg). SQLite is
 reached through its standard driver from threads: the writer has a thread of
