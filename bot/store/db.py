@@ -82,23 +82,22 @@ class Query:
 
     def execute(self, conn: Connection, params: dict[str, Any]) -> int:
         """Run in a unit; how many rows it changed."""
-        sql, values = self.bind(conn.dialect, params)
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(sql, values)
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
+        return self._run(conn, [params])
 
     def execute_many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Run in a unit, once for each row."""
-        if not rows:
-            return
+        if rows:
+            self._run(conn, rows)
+
+    def _run(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
         sql, _ = self.bind(conn.dialect, rows[0])
-        values = [self.bind(conn.dialect, row)[1] for row in rows]
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(sql, values)
+            if len(rows) == 1:
+                cursor.execute(sql, self.bind(conn.dialect, rows[0])[1])
+            else:
+                cursor.executemany(sql, [self.bind(conn.dialect, row)[1] for row in rows])
+            return int(cursor.rowcount)
         finally:
             cursor.close()
 
@@ -190,7 +189,7 @@ class Database:
         self._async_write: AsyncEngine | None = None
         self._async_read: AsyncEngine | None = None
         self._readers: ThreadPoolExecutor | None = None
-        self._bare = threading.local()  # SQLite: each reading thread's own driver connection
+        self._bare = threading.local()  # SQLite: each calling thread's own driver connection
         self._bare_all: list[sqlite3.Connection] = []
         channel: Channel
         if self.dialect == "sqlite":

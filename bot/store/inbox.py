@@ -62,7 +62,10 @@ _NEXT_PENDING = Query(
 _FINISH_ANY = (
     update(inbox)
     .where(
-        and_(inbox.c.id == bindparam("eid"), inbox.c.state.in_([bindparam("p"), bindparam("w")]))
+        and_(
+            inbox.c.id == bindparam("eid"),
+            inbox.c.state.in_([bindparam("pending", PENDING), bindparam("waiting", WAITING)]),
+        )
     )
     .values(
         state=bindparam("new_state"),
@@ -87,8 +90,7 @@ def finish(conn: Connection, event_id: int, now: float, state: str = DONE) -> bo
     abandoned (rolled back) instead of being applied twice.
     """
     query = _FINISH_DONE if state == DONE else _FINISH
-    params = {"eid": event_id, "now": now, "new_state": state, "p": PENDING, "w": WAITING}
-    return query.execute(conn, params) == 1
+    return query.execute(conn, {"eid": event_id, "now": now, "new_state": state}) == 1
 
 
 def give_up(event_id: int, now: float, max_attempts: int) -> Callable[[Connection], bool]:
