@@ -38,7 +38,7 @@ from bot.runtime.inbox_watch import InboxWatch
 from bot.runtime.outbox import Outbox
 from bot.runtime.pacing import Pacing, Rates
 from bot.runtime.turns import TurnRunner
-from bot.store import contacts as contact_store
+from bot.store import keys as key_store
 from bot.store.db import Database
 from bot.webhook.inbox import INBOX_KEY_ID
 from bot.webhook.routes import WebhookDeps, create_blueprint
@@ -139,7 +139,7 @@ class Services:
             "wrapped": wrapped.wrapped,
             "created_at": time.time(),
         }
-        kid, blob = await self.db.write(contact_store.get_or_add_key(key_id, row))
+        kid, blob = await self.db.write(key_store.get_or_add, key_id, row)
         return self.keyring.unwrap(key_id, WrappedKey(kid, blob))
 
 

@@ -21,16 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, insert, select, text
 
-from bot.store.db import Query
-from bot.store.tables import AuditEntry
+from bot.store import Conn
+from bot.store import audit as store
 from bot.store.writer import DEFERRED
 
-audit = AuditEntry.__table__
 GENESIS = "0" * 64
-# Every turn and every send appends entries: the insert runs through the driver.
-_INSERT = Query(insert(audit).values({c.name: bindparam(c.name) for c in audit.c}).inline())
 SYSTEM = "system"
 
 
@@ -66,7 +62,7 @@ def entry_hash(row: dict[str, Any]) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def append(conn: Connection, events: list[Event]) -> None:
+def append(conn: Conn, events: list[Event]) -> None:
     """Add entries at the head of the chain, in the caller's transaction.
 
     Inside the group-commit writer the entries of every unit in a batch are
@@ -88,18 +84,14 @@ class _Pending:
     def __init__(self) -> None:
         self.events: list[Event] = []
 
-    def __call__(self, conn: Connection) -> None:
+    def __call__(self, conn: Conn) -> None:
         _write(conn, self.events)
 
 
-def _write(conn: Connection, events: list[Event]) -> None:
+def _write(conn: Conn, events: list[Event]) -> None:
     if not events:
         return
-    if conn.dialect.name == "postgresql":
-        # Several processes append to one chain: they take turns at the head.
-        conn.execute(text("SELECT pg_advisory_xact_lock(7301240002)"))
-    head = conn.execute(select(audit.c.id, audit.c.hash).order_by(audit.c.id.desc()).limit(1))
-    last = head.first()
+    last = store.head(conn)
     next_id, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     at = utc_now()
     rows = []
@@ -118,12 +110,11 @@ def _write(conn: Connection, events: list[Event]) -> None:
         row["hash"] = prev = entry_hash(row)
         rows.append(row)
         next_id += 1
-    _INSERT.execute_many(conn, rows)
+    store.insert_rows(conn, rows)
 
 
-def entries_of(conn: Connection, actor: str) -> list[dict[str, Any]]:
-    rows = conn.execute(select(audit).where(audit.c.actor == actor).order_by(audit.c.id))
-    return [dict(r._mapping) for r in rows]
+def entries_of(conn: Conn, actor: str) -> list[dict[str, Any]]:
+    return store.entries_of(conn, actor)
 
 
 @dataclass
@@ -132,6 +123,11 @@ class Verdict:
     count: int
     head: str
     problem: str = ""
+
+
+def verify(conn: Conn, expect_head: str | None = None) -> Verdict:
+    """Walk the stored chain (see `verify_rows`)."""
+    return verify_rows(store.stream(conn), expect_head)
 
 
 def verify_rows(rows: Iterator[dict[str, Any]], expect_head: str | None = None) -> Verdict:

@@ -14,17 +14,13 @@ of millions of people takes minutes, not hours. Each batch is audited.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-
-from sqlalchemy import Connection, and_, func, select, update
 
 from bot import audit
 from bot.crypto import Keyring, WrappedKey
+from bot.store import Conn
+from bot.store import keys as store
 from bot.store.db import Database
-from bot.store.tables import DataKey
-
-data_keys = DataKey.__table__
 
 
 @dataclass
@@ -34,37 +30,18 @@ class Rotation:
     left: int = 0
 
 
-def _batch(keyring: Keyring, size: int, actor: str) -> Callable[[Connection], int]:
+def _batch(conn: Conn, keyring: Keyring, size: int, actor: str) -> int:
     active = keyring.active_kid
-
-    def unit(conn: Connection) -> int:
-        rows = conn.execute(
-            select(data_keys.c.id, data_keys.c.kid, data_keys.c.wrapped)
-            .where(data_keys.c.kid != active)
-            .order_by(data_keys.c.id)
-            .limit(size)
-        ).all()
-        moved: dict[str, int] = {}
-        for key_id, kid, wrapped in rows:
-            new = keyring.rewrap(key_id, WrappedKey(kid, wrapped))
-            done = conn.execute(
-                update(data_keys)
-                .where(and_(data_keys.c.id == key_id, data_keys.c.kid == kid))
-                .values(kid=new.kid, wrapped=new.wrapped)
-            )
-            if done.rowcount:
-                moved[kid] = moved.get(kid, 0) + 1
-        if moved:
-            detail = {"to": active, "from": moved, "count": sum(moved.values())}
-            audit.append(conn, [audit.Event(actor, "key_rotated", detail=detail)])
-        return len(rows)
-
-    return unit
-
-
-def remaining(keyring: Keyring) -> Callable[[Connection], int]:
-    query = select(func.count()).select_from(data_keys).where(data_keys.c.kid != keyring.active_kid)
-    return lambda conn: int(conn.execute(query).scalar_one())
+    rows = store.not_under(conn, active, size)
+    moved: dict[str, int] = {}
+    for key_id, kid, wrapped in rows:
+        new = keyring.rewrap(key_id, WrappedKey(kid, wrapped))
+        if store.rewrap(conn, key_id, kid, new.kid, new.wrapped):
+            moved[kid] = moved.get(kid, 0) + 1
+    if moved:
+        detail = {"to": active, "from": moved, "count": sum(moved.values())}
+        audit.append(conn, [audit.Event(actor, "key_rotated", detail=detail)])
+    return len(rows)
 
 
 async def rotate(
@@ -73,10 +50,10 @@ async def rotate(
     """Re-wrap until no data key is under another master key."""
     result = Rotation()
     while True:
-        n = await db.write(_batch(keyring, batch_size, actor))
+        n = await db.write(_batch, keyring, batch_size, actor)
         if not n:
             break
         result.rewrapped += n
         result.batches += 1
-    result.left = await db.read(remaining(keyring))
+    result.left = await db.read(store.count_not_under, keyring.active_kid)
     return result

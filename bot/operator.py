@@ -8,11 +8,9 @@ it did, with `operator` as the actor.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import Connection, select
 
 from bot import audit
 from bot.config import Settings
@@ -22,9 +20,9 @@ from bot.policy.business import Queued, SendRefused, TemplateSend, queue_templat
 from bot.privacy import access, erasure
 from bot.privacy.jurisdiction import decide, language_for
 from bot.privacy.profile import Profile
+from bot.store import Conn
 from bot.store import contacts as contact_store
 from bot.store.db import Database
-from bot.store.tables import AuditEntry
 
 OPERATOR = "operator"
 
@@ -55,7 +53,7 @@ async def export_person(settings: Settings, number: str) -> dict[str, Any]:
     db, kr = await _open(settings)
     try:
         phone_index = kr.blind_index("phone", e164)
-        row = await contact_store.find(db, phone_index, None)
+        row = await db.read(contact_store.find, phone_index, None)
         controller = {
             "name": settings.BOT_COMPANY_NAME,
             "privacy_policy": settings.BOT_PRIVACY_URL,
@@ -73,7 +71,7 @@ async def export_person(settings: Settings, number: str) -> dict[str, Any]:
             dk = kr.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
             pseudonym = kr.blind_index("pseudonym", row.id)
             profile = Profile.open(dk, row.id, row.profile_sealed)
-            held = await db.read(lambda c: access.read_held(c, row.id, pseudonym, True))
+            held = await db.read(access.read_held, row.id, pseudonym, True)
             doc = access.export_document(
                 held, contact=access.contact_view(row, dk, e164), dk=dk, profile=profile,
                 jurisdiction=decide(profile.residence, e164),
@@ -85,7 +83,7 @@ async def export_person(settings: Settings, number: str) -> dict[str, Any]:
             OPERATOR, "data_export", outcome=outcome,
             detail={"via": "cli", "subject": actor_of or "unknown"},
         )  # fmt: skip
-        await db.write(lambda c: audit.append(c, [event]))
+        await db.write(audit.append, [event])
         return doc
     finally:
         await db.stop()
@@ -97,7 +95,7 @@ async def erase_person(settings: Settings, number: str) -> dict[str, int]:
     db, kr = await _open(settings)
     try:
         phone_index = kr.blind_index("phone", e164)
-        row = await contact_store.find(db, phone_index, None)
+        row = await db.read(contact_store.find, phone_index, None)
         if row is None:
             raise OperatorError("nothing is held for that number")
         indexes = [i for i in (row.phone_index, row.user_index) if i]
@@ -146,7 +144,7 @@ async def end_handoff(settings: Settings, number: str) -> None:
     e164 = normalize_e164(number)
     db, kr = await _open(settings)
     try:
-        row = await contact_store.find(db, kr.blind_index("phone", e164), None)
+        row = await db.read(contact_store.find, kr.blind_index("phone", e164), None)
         if row is None or row.handoff_at is None:
             raise OperatorError("that conversation is not handed off")
         dk = kr.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
@@ -159,7 +157,7 @@ async def end_handoff(settings: Settings, number: str) -> None:
             detail={"via": "cli", "subject": kr.blind_index("pseudonym", row.id)},
         )  # fmt: skip
 
-        def unit(conn: Connection) -> None:
+        def unit(conn: Conn) -> None:
             contact_store.touch(conn, row.id, handoff_at=None, profile_sealed=sealed)
             audit.append(conn, [event])
 
@@ -168,19 +166,10 @@ async def end_handoff(settings: Settings, number: str) -> None:
         await db.stop()
 
 
-def _stream(conn: Connection) -> Iterator[dict[str, Any]]:
-    table = AuditEntry.__table__
-    result = conn.execution_options(stream_results=True, yield_per=10_000).execute(
-        select(table).order_by(table.c.id)
-    )
-    for row in result:
-        yield dict(row._mapping)
-
-
 async def verify_audit(settings: Settings, expect_head: str | None) -> audit.Verdict:
     db = Database(settings.DATABASE_URL)
     await db.start()
     try:
-        return await db.read(lambda c: audit.verify_rows(_stream(c), expect_head))
+        return await db.read(audit.verify, expect_head)
     finally:
         await db.stop()

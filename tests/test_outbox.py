@@ -139,16 +139,11 @@ async def test_a_send_the_store_cannot_record_is_recorded_later_not_sent_again(
     real = outbox_module.store.mark_sent
     failures = []
 
-    def flaky(message_id: str, wamid_index: str | None, now: float):
-        unit = real(message_id, wamid_index, now)
-
-        def run(conn):
-            if not failures:
-                failures.append(message_id)
-                raise RuntimeError("the store is away")
-            return unit(conn)
-
-        return run
+    def flaky(conn, message_id: str, wamid_index: str | None, now: float):
+        if not failures:
+            failures.append(message_id)
+            raise RuntimeError("the store is away")
+        return real(conn, message_id, wamid_index, now)
 
     monkeypatch.setattr(outbox_module.store, "mark_sent", flaky)
     monkeypatch.setattr(outbox_module, "STORE_RETRY", 0.05)

@@ -113,7 +113,7 @@ async def test_the_watch_finds_what_another_process_stored(tmp_path: Path) -> No
         ]  # fmt: skip
         from bot.store import inbox as inbox_store
 
-        await web.write(inbox_store.accept(rows))
+        await web.write(inbox_store.accept, rows)
         for _ in range(100):
             if len(seen) >= 5:
                 break

@@ -125,10 +125,11 @@ def test_migration_matches_the_tables(tmp_path: Path) -> None:
 async def test_bare_queries_read_and_write_through_the_driver(db_url: str) -> None:
     """`Query` runs a SQLAlchemy statement through the driver itself, on either database:
     its own literals are bound, rowcounts come back, a failing unit still rolls back
-    alone, and a read sees what was committed a moment before."""
+    alone, and a read sees what was committed a moment before, whether it runs bare
+    (`hot`) or on a pooled connection."""
     from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select, update
 
-    from bot.store.db import Query
+    from bot.store.db import Query, hot
 
     table = Table("q", MetaData(), Column("k", String, primary_key=True), Column("n", Integer))
     add = Query(table.insert().values(k=bindparam("k"), n=bindparam("n")).inline())
@@ -136,6 +137,14 @@ async def test_bare_queries_read_and_write_through_the_driver(db_url: str) -> No
         update(table).where(table.c.k.in_([bindparam("a"), bindparam("b")])).values(n=table.c.n + 1)
     )
     big = Query(select(table.c.k).where(table.c.n >= 10).order_by(table.c.k))
+
+    @hot
+    def bare(conn):
+        return big.fetch(conn, {})
+
+    def pooled(conn):
+        return big.fetch(conn, {})
+
     db = await _db(db_url)
     try:
         await db.write(lambda c: c.execute(text("DROP TABLE IF EXISTS q")))
@@ -143,17 +152,17 @@ async def test_bare_queries_read_and_write_through_the_driver(db_url: str) -> No
             lambda c: c.execute(text("CREATE TABLE q (k VARCHAR PRIMARY KEY, n INTEGER)"))
         )
         await db.write(lambda c: add.execute_many(c, [{"k": "x", "n": 9}, {"k": "y", "n": 10}]))
-        assert await db.fetch(big, {}) == [("y",)]
+        assert await db.read(bare) == await db.read(pooled) == [("y",)]
         changed = await db.write(lambda c: bump.execute(c, {"a": "x", "b": "z"}))
         assert changed == 1
-        assert await db.fetch(big, {}) == [("x",), ("y",)]
+        assert await db.read(bare) == await db.read(pooled) == [("x",), ("y",)]
         duplicate = db.write(lambda c: add.execute(c, {"k": "x", "n": 0}))
         outcomes = await asyncio.gather(
             duplicate, db.write(lambda c: add.execute(c, {"k": "w", "n": 50})),
             return_exceptions=True,
         )  # fmt: skip
         assert isinstance(outcomes[0], Exception) and outcomes[1] == 1
-        assert await db.fetch(big, {}) == [("w",), ("x",), ("y",)]
+        assert await db.read(bare) == await db.read(pooled) == [("w",), ("x",), ("y",)]
     finally:
         await db.write(lambda c: c.execute(text("DROP TABLE IF EXISTS q")))
         await db.stop()

@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection
-
 from bot import audit
 from bot.crypto import DataKey, Keyring, WrappedKey
 from bot.policy.gate import Category, Facts, Reason, Request, business_initiated, decide
@@ -26,8 +24,9 @@ from bot.policy.templates import Registry, TemplateRefused
 from bot.privacy.jurisdiction import language_for
 from bot.privacy.profile import Profile
 from bot.runtime.records import message_row, new_contact
+from bot.store import Conn
 from bot.store import contacts as contact_store
-from bot.store import outbox as message_store
+from bot.store import messages as message_store
 from bot.store import policy as policy_store
 from bot.store.db import Database
 from bot.whatsapp.messages import Outbound, Recipient, Text, graph_body
@@ -72,9 +71,9 @@ class _Person:
 
 async def _person(db: Database, keyring: Keyring, e164: str) -> _Person:
     phone_index = keyring.blind_index("phone", e164)
-    row = await contact_store.find(db, phone_index, None)
+    row = await db.read(contact_store.find, phone_index, None)
     user_index = row.user_index if row else None
-    suppressed = await db.read(lambda c: policy_store.is_suppressed(c, phone_index, user_index))
+    suppressed = await db.read(policy_store.is_suppressed, phone_index, user_index)
     facts = Facts(
         known=row is not None,
         marketing=row.marketing if row else None,
@@ -192,7 +191,7 @@ async def _write(
                 **(detail or {})},
     )  # fmt: skip
 
-    def unit(conn: Connection) -> bool:
+    def unit(conn: Conn) -> bool:
         if counted and created is not None:
             if tier is not None and policy_store.tier_used(conn, now) >= tier:
                 return False
@@ -219,7 +218,7 @@ async def _refuse(
     detail: dict[str, Any],
 ) -> NoReturn:
     event = refusal_event(actor, reason, category[:16], subject=person.subject, **detail)
-    await db.write(lambda conn: audit.append(conn, [event]))
+    await db.write(audit.append, [event])
     raise SendRefused(reason)
 
 

@@ -14,12 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
-
 from bot import audit
 from bot.policy.gate import Category, Facts, Reason, Request, TemplateStatus, decide
 from bot.policy.templates import Registry
-from bot.store import outbox as message_store
+from bot.store import Conn, Unit
+from bot.store import messages as message_store
 from bot.store import policy as policy_store
 from bot.store.db import Database
 
@@ -57,7 +56,7 @@ class SendGate:
         confirmation: bool,
         now: float,
     ) -> Verdict:
-        found = await policy_store.recipient_of(self._db, message_id)
+        found = await self._db.read(policy_store.recipient_of, message_id)
         if found.status is None and confirmation:
             return DROP  # the farewell was sent and forgotten already
         if found.status is not None and found.status != message_store.QUEUED:
@@ -76,15 +75,14 @@ class SendGate:
 
     def refuse(
         self, message_id: str, reason: Reason, category: str, actor: str, now: float
-    ) -> Callable[[Connection], Any]:
+    ) -> Unit:
         """Mark the message refused and audit why, in one transaction."""
         log.info("send refused by policy: reason=%s category=%s", reason.value, category)
         self._on_refused(reason.value, category)
         event = refusal_event(actor, reason, category)
-        mark = message_store.mark_refused(message_id, reason.value, now)
 
-        def unit(conn: Connection) -> None:
-            mark(conn)
+        def unit(conn: Conn) -> None:
+            message_store.mark_refused(conn, message_id, reason.value, now)
             audit.append(conn, [event])
 
         return unit

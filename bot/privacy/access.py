@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
 
 from bot import audit
 from bot.crypto import DataKey, open_sealed
 from bot.privacy.jurisdiction import Jurisdiction
 from bot.privacy.profile import Profile
+from bot.store import Conn
 from bot.store import privacy as store
 
 
@@ -50,7 +50,7 @@ class Held:
     audit: list[dict[str, Any]]
 
 
-def read_held(conn: Connection, contact_id: str, pseudonym: str, with_messages: bool) -> Held:
+def read_held(conn: Conn, contact_id: str, pseudonym: str, with_messages: bool) -> Held:
     return Held(
         consents=store.consent_history(conn, contact_id),
         counts=store.message_counts(conn, contact_id),

@@ -16,20 +16,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection
-
 from bot import audit
 from bot.crypto import Keyring
+from bot.store import Conn
 from bot.store import contacts as contact_store
 from bot.store import inbox as inbox_store
-from bot.store import outbox as message_store
+from bot.store import messages as message_store
 from bot.store import policy as policy_store
 from bot.store import privacy as store
 from bot.store.db import Database
 from bot.whatsapp.events import Party
 
 MARKETING = "marketing"
-Unit = Callable[[Connection], Any]
+Unit = Callable[[Conn], Any]
 
 
 def change(
@@ -117,11 +116,11 @@ class QuietRevocation:
         kr = self._kr
         phone_index = kr.blind_index("phone", "+" + party.wa_id) if party.wa_id else None
         user_index = kr.blind_index("bsuid", party.user_id) if party.user_id else None
-        row = await contact_store.find(self._db, phone_index, user_index)
+        row = await self._db.read(contact_store.find, phone_index, user_index)
         await self._revoke(row.id if row else None, method, now, finish)
 
     async def for_message(self, message_id: str, now: float) -> None:
-        contact_id = await self._db.read(lambda c: message_store.contact_of(c, message_id))
+        contact_id = await self._db.read(message_store.contact_of, message_id)
         await self._revoke(contact_id, "whatsapp_preferences", now, None)
 
     async def _revoke(
@@ -130,7 +129,7 @@ class QuietRevocation:
         asked = {"law": "", "lang": "", "source": "meta", "asked_at": None}
         version = self._policy_version
 
-        def unit(conn: Connection) -> None:
+        def unit(conn: Conn) -> None:
             if finish is not None:
                 inbox_store.finish(conn, finish, now)
             if contact_id is None:

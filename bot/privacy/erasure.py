@@ -8,14 +8,13 @@ to them first again) and the audit trail, which names only a pseudonym.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
-
 from bot import audit
+from bot.store import Conn
 from bot.store import privacy as store
 
 
 def erase(
-    conn: Connection,
+    conn: Conn,
     *,
     contact_id: str,
     indexes: list[str],

@@ -23,10 +23,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection
-
 from bot import audit
 from bot.config import Settings
+from bot.store import Conn
 from bot.store import retention as store
 from bot.store.db import Database
 from bot.store.writer import WriterClosed
@@ -38,25 +37,21 @@ log = logging.getLogger(__name__)
 
 
 def _batch(
-    retention_days: dict[str, int], inbox_keep_days: int, now: float, limit: int
-) -> Callable[[Connection], dict[str, int]]:
+    conn: Conn, retention_days: dict[str, int], inbox_keep_days: int, now: float, limit: int
+) -> dict[str, int]:
     """One write unit: up to `limit` rows in all, plus its audit entry."""
-
-    def unit(conn: Connection) -> dict[str, int]:
-        left = limit
-        messages = store.delete_expired_messages(conn, retention_days, now, left)
-        left -= messages
-        # Delete before clearing, so a row is never counted twice.
-        deleted = store.delete_old_inbox(conn, inbox_keep_days, now, left)
-        left -= deleted
-        cleared = store.clear_failed_payloads(conn, now, left)
-        counts = dict(zip(KEYS, (messages, deleted, cleared), strict=True))
-        if any(counts.values()):
-            event = audit.Event(actor=audit.SYSTEM, event="retention_purge", detail=counts)
-            audit.append(conn, [event])
-        return counts
-
-    return unit
+    left = limit
+    messages = store.delete_expired_messages(conn, retention_days, now, left)
+    left -= messages
+    # Delete before clearing, so a row is never counted twice.
+    deleted = store.delete_old_inbox(conn, inbox_keep_days, now, left)
+    left -= deleted
+    cleared = store.clear_failed_payloads(conn, now, left)
+    counts = dict(zip(KEYS, (messages, deleted, cleared), strict=True))
+    if any(counts.values()):
+        event = audit.Event(actor=audit.SYSTEM, event="retention_purge", detail=counts)
+        audit.append(conn, [event])
+    return counts
 
 
 async def purge(
@@ -80,7 +75,7 @@ async def purge(
     at = time.time() if now is None else now
     totals = dict.fromkeys(KEYS, 0)
     while stop is None or not stop.is_set():
-        counts = await db.write(_batch(retention_days, inbox_keep_days, at, batch_size))
+        counts = await db.write(_batch, retention_days, inbox_keep_days, at, batch_size)
         for key, n in counts.items():
             totals[key] += n
         if sum(counts.values()) < batch_size:

@@ -35,9 +35,7 @@ class Alerts:
             return
         entry = audit.Event(audit.SYSTEM, "alert_raised", outcome=event, detail=fields)
         db = self._db
-        task = asyncio.get_running_loop().create_task(
-            db.write(lambda conn: audit.append(conn, [entry]))
-        )
+        task = asyncio.get_running_loop().create_task(db.write(audit.append, [entry]))
         self._writes.add(task)
         task.add_done_callback(self._written)
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
 
 from bot import audit
 from bot.conversation.engine import HOME, Engine, Input, Say, Step
@@ -29,9 +28,10 @@ from bot.privacy.jurisdiction import Jurisdiction, decide, language_for, parse_r
 from bot.privacy.profile import Profile
 from bot.runtime.outbox import OutItem
 from bot.runtime.records import message_row, new_contact
+from bot.store import Conn
 from bot.store import contacts as contact_store
 from bot.store import inbox as inbox_store
-from bot.store import outbox as message_store
+from bot.store import messages as message_store
 from bot.store.db import Database
 from bot.whatsapp.events import InboundMessage
 from bot.whatsapp.messages import Document, Outbound, Recipient, Text, graph_body
@@ -61,7 +61,7 @@ class Outcome:
     """What a step turned into: replies, unit operations and audit events."""
 
     replies: list[Outbound] = field(default_factory=list)
-    ops: list[Callable[[Connection], Any]] = field(default_factory=list)
+    ops: list[Callable[[Conn], Any]] = field(default_factory=list)
     events: list[audit.Event] = field(default_factory=list)
     erased: bool = False
     handoff: bool = False
@@ -119,7 +119,7 @@ class ConversationTurn:
         e164 = "+" + sender.wa_id if sender.wa_id else None
         phone_index = kr.blind_index("phone", e164) if e164 else None
         user_index = kr.blind_index("bsuid", sender.user_id) if sender.user_id else None
-        row = await contact_store.find(self._db, phone_index, user_index)
+        row = await self._db.read(contact_store.find, phone_index, user_index)
         if row is None:
             contact_id = uuid.uuid4().hex
             dk, wrapped = kr.new_data_key(uuid.uuid4().hex)
@@ -296,9 +296,7 @@ class ConversationTurn:
             out.events.append(audit.Event(who.pseudonym, "handoff_started"))
 
     async def _summary(self, who: Who, jur: Jurisdiction, lang: str) -> str:
-        held = await self._db.read(
-            lambda c: access.read_held(c, who.contact_id, who.pseudonym, with_messages=False)
-        )
+        held = await self._db.read(access.read_held, who.contact_id, who.pseudonym, False)
         handoffs = sum(1 for a in held.audit if a["event"] == "handoff_started")
 
         def text(message_id: str, **params: Any) -> str:
@@ -311,9 +309,7 @@ class ConversationTurn:
         )[:4096]  # fmt: skip
 
     async def _export(self, who: Who, jur: Jurisdiction, lang: str) -> Document:
-        held = await self._db.read(
-            lambda c: access.read_held(c, who.contact_id, who.pseudonym, with_messages=True)
-        )
+        held = await self._db.read(access.read_held, who.contact_id, who.pseudonym, True)
         doc = access.export_document(
             held, contact=self.contact_view(who), dk=who.dk, profile=who.profile,
             jurisdiction=jur, language=lang, controller=self.controller,
@@ -371,7 +367,7 @@ class ConversationTurn:
         profile_blob = who.profile.seal(dk, cid)
         indexes = [i for i in (who.phone_index, who.user_index) if i]
 
-        def unit(conn: Connection) -> bool:
+        def unit(conn: Conn) -> bool:
             if not inbox_store.finish(conn, pending.id, now):
                 return False  # already handled by an earlier run of this turn
             if who.new_contact is not None:

@@ -20,7 +20,7 @@ import orjson
 
 from bot.crypto import DataKey, Keyring, WrappedKey, open_sealed
 from bot.runtime.outbox import Outbox, OutItem
-from bot.store import outbox as message_store
+from bot.store import messages as message_store
 from bot.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class OutboxFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(Exception):
-            await self._db.write(message_store.release(self._owner))
+            await self._db.write(message_store.release, self._owner)
 
     async def _run(self) -> None:
         renew_every = message_store.LEASE / 4
@@ -73,16 +73,16 @@ class OutboxFeed:
                 if now - last_renewal >= renew_every:
                     held = self._outbox.held_ids()
                     if held:
-                        await self._db.write(message_store.renew(self._owner, held, now))
+                        await self._db.write(message_store.renew, self._owner, held, now)
                     last_renewal = now
-                if await self._db.read(message_store.claimable(now)):
+                if await self._db.read(message_store.claimable, now):
                     await self._claim(takeover=False)
             except Exception as exc:  # the store is away: try again next round
                 log.error("outbox feed could not reach the store (%s)", type(exc).__name__)
 
     async def _claim(self, *, takeover: bool) -> None:
         rows = await self._db.write(
-            message_store.claim(self._owner, self._clock(), takeover=takeover)
+            message_store.claim, self._owner, self._clock(), takeover=takeover
         )
         items = [self._open(row) for row in rows]
         if items:

@@ -74,7 +74,7 @@ class InboxWatch:
                 if time.monotonic() - rescanned > RESCAN:
                     rescanned = time.monotonic()
                     self._notify(self._mine(await self._db.read(inbox_store.pending_contacts)))
-                rows = await inbox_store.pending_after(self._db, mark, BATCH)
+                rows = await self._db.read(inbox_store.pending_after, mark, BATCH)
             except Exception as exc:  # the store is away: try again shortly
                 log.error("could not read the inbox (%s)", type(exc).__name__)
                 await self._pause(1.0)

@@ -24,13 +24,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection
-
 from bot import audit
 from bot.policy.sending import SendGate
 from bot.runtime.alerts import FailureWatch
 from bot.runtime.pacing import PAUSE_ALL, PAUSE_MARKETING, Pacing
-from bot.store import outbox as store
+from bot.store import Conn
+from bot.store import messages as store
 from bot.store.db import Database
 from bot.whatsapp.client import GraphClient
 from bot.whatsapp.errors import Action, GraphError
@@ -256,22 +255,26 @@ class Outbox:
         except GraphError as err:
             return await self._failed(item, err, label)
         if item.durable:
-            settle = (
-                store.forget(item.message_id)
-                if item.farewell
-                else store.mark_sent(item.message_id, self._wamid(sent.wamid), self._clock())
-            )
+            mid, wamid, at = item.message_id, self._wamid(sent.wamid), self._clock()
             event = audit.Event(
                 item.actor, "message_sent",
                 detail={"type": item.body.get("type"), "category": item.category},
             )  # fmt: skip
-            self._record_sent(item.message_id, _with_audit(settle, event))
+
+            def settle(conn: Conn) -> None:
+                if item.farewell:
+                    store.forget(conn, mid)
+                else:
+                    store.mark_sent(conn, mid, wamid, at)
+                audit.append(conn, [event])
+
+            self._record_sent(mid, settle)
             if self._failures:
                 self._failures.record(True)
         self._on_result(label, "sent")
         return True
 
-    def _record_sent(self, message_id: str, unit: Callable[[Connection], None]) -> None:
+    def _record_sent(self, message_id: str, unit: Callable[[Conn], None]) -> None:
         """Commit what Meta accepted without holding a send slot meanwhile: under load a
         group commit can take a while, and the slot would sit idle for it. The row stays
         leased to this worker (and is not claimed again) until it is recorded."""
@@ -344,8 +347,12 @@ class Outbox:
                     item.actor, "message_failed", outcome=f"code_{err.code or 'none'}",
                     detail={"code": err.code, "attempts": item.attempts},
                 )  # fmt: skip
-                failed = store.mark_failed(item.message_id, err.code, title, now)
-                await self._db.write(_with_audit(failed, event))
+
+                def failed(conn: Conn) -> None:
+                    store.mark_failed(conn, item.message_id, err.code, title, now)
+                    audit.append(conn, [event])
+
+                await self._db.write(failed)
                 if err.code == MARKETING_STOPPED and self.on_marketing_stopped:
                     await self.on_marketing_stopped(item.message_id)
             return True
@@ -367,20 +374,8 @@ class Outbox:
             log.error("the Graph API refuses our access token (code %s)", err.code)
             self._alert("access_token_refused", {"code": err.code})
         item.not_before = now + delay
-        await self._db.write(store.schedule_retry(item.message_id, item.not_before, err.code, now))
+        await self._db.write(store.schedule_retry, item.message_id, item.not_before, err.code, now)
         log.info(
             "send will be retried: code=%s attempt=%d in %.1fs", err.code, item.attempts, delay
         )
         return False
-
-
-def _with_audit(
-    unit: Callable[[Connection], Any], event: audit.Event
-) -> Callable[[Connection], None]:
-    """A store change and its audit entry, in one transaction."""
-
-    def both(conn: Connection) -> None:
-        unit(conn)
-        audit.append(conn, [event])
-
-    return both

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from bot.crypto import DataKey, WrappedKey, seal
-from bot.store import outbox as message_store
+from bot.store import messages as message_store
 
 
 def message_row(

@@ -22,7 +22,7 @@ from bot.policy.limits import Limits, LimitsUnavailable
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.outbox import Outbox, OutItem
 from bot.store import inbox as inbox_store
-from bot.store import outbox as message_store
+from bot.store import messages as message_store
 from bot.store.db import Database
 from bot.webhook.inbox import contact_index, open_event
 from bot.whatsapp.errors import safe_title
@@ -126,7 +126,7 @@ class TurnRunner:
         while more and not self._stopping:
             self._again.discard(ci)
             try:
-                events = await inbox_store.next_pending(self._db, ci, BATCH)
+                events = await self._db.read(inbox_store.next_pending, ci, BATCH)
             except Exception as exc:  # the store is unreachable: wait, then try again
                 log.error("could not read pending events (%s)", type(exc).__name__)
                 await asyncio.sleep(1.0)
@@ -162,7 +162,7 @@ class TurnRunner:
                 return token
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
-            if not await inbox_store.next_pending(self._db, ci, 1):
+            if not await self._db.read(inbox_store.next_pending, ci, 1):
                 return None
         return None
 
@@ -188,7 +188,7 @@ class TurnRunner:
             log.exception("turn failed: inbox_id=%d attempt=%d", pending.id, pending.attempts + 1)
             self._on_turn("error")
             dropped = await self._db.write(
-                inbox_store.give_up(pending.id, self._clock(), MAX_ATTEMPTS)
+                inbox_store.give_up, pending.id, self._clock(), MAX_ATTEMPTS
             )
             if dropped:
                 log.error("inbox event %d set aside after %d attempts", pending.id, MAX_ATTEMPTS)
@@ -213,7 +213,7 @@ class TurnRunner:
                 event.party, "whatsapp_preferences", now, finish=pending.id
             )
         else:  # a "resume" or anything else: nothing to do but note it done
-            await self._db.write(lambda conn: inbox_store.finish(conn, pending.id, now))
+            await self._db.write(inbox_store.finish, pending.id, now)
 
     async def _status(
         self, pending: inbox_store.PendingEvent, status: StatusUpdate, now: float
@@ -254,10 +254,10 @@ class TurnRunner:
         while True:
             await asyncio.sleep(2.0)
             try:
-                again = await self._db.write(inbox_store.requeue_waiting(STATUS_WAIT_ROUNDS))
+                again = await self._db.write(inbox_store.requeue_waiting, STATUS_WAIT_ROUNDS)
                 if self._locks is not None:  # events a dead worker took in
                     before = self._clock() - ORPHAN_AFTER
-                    again += await self._db.read(inbox_store.stale_contacts(before))
+                    again += await self._db.read(inbox_store.stale_contacts, before)
             except Exception:
                 log.exception("could not requeue waiting status events")
                 continue

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
-from bot.store.db import Database, Query
+from bot.store.db import Bare, Query, hot
 from bot.store.tables import Consent, Contact, DataKey
 
 contacts = Contact.__table__
@@ -70,12 +69,15 @@ _FIND = (
 _FIND_QUERY = Query(_FIND)
 
 
-async def find(db: Database, phone_index: str | None, user_index: str | None) -> ContactRow | None:
+@hot
+def find(
+    conn: Connection | Bare, phone_index: str | None, user_index: str | None
+) -> ContactRow | None:
     """A contact by the blind index of their number or of their BSUID, with their
     marketing consent status (one read for everything a turn needs to start)."""
     if not phone_index and not user_index:
         return None
-    rows = await db.fetch(_FIND_QUERY, {"phone": phone_index or "-", "user": user_index or "-"})
+    rows = _FIND_QUERY.fetch(conn, {"phone": phone_index or "-", "user": user_index or "-"})
     return ContactRow(*rows[0]) if rows else None
 
 
@@ -95,20 +97,3 @@ def touch(conn: Connection, contact_id: str, **values: Any) -> None:
         statement = update(contacts).where(contacts.c.id == bindparam("cid"))
         query = _TOUCH[columns] = Query(statement.values({c: bindparam(c) for c in columns}))
     query.execute(conn, {"cid": contact_id, **values})
-
-
-def get_or_add_key(
-    key_id: str, candidate: dict[str, Any]
-) -> Callable[[Connection], tuple[str, bytes]]:
-    """A system data key (the inbox's), created on first start and kept after."""
-
-    def run(conn: Connection) -> tuple[str, bytes]:
-        row = conn.execute(
-            select(data_keys.c.kid, data_keys.c.wrapped).where(data_keys.c.id == key_id)
-        ).first()
-        if row is not None:
-            return row[0], row[1]
-        conn.execute(insert(data_keys), [candidate])
-        return candidate["kid"], candidate["wrapped"]
-
-    return run

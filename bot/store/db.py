@@ -1,10 +1,12 @@
 """Engines, durability settings, migrations, and the two ways in: `read` and `write`.
 
-Writes go through one group-commit writer (see `writer.py`); reads use their
-own pooled connections, which SQLite's WAL mode lets run beside the writer.
-The statements every delivery and turn makes (`Query`: `fetch` for reads,
-`Query.execute` inside units) skip SQLAlchemy's execution layer: compiled once
-per dialect, run straight through the driver.
+Every statement lives in a store module as a function of a connection (see
+`bot.store`); `read(fn, *args)` runs one on a pooled read connection and
+`write(fn, *args)` runs one in the next group commit of the one writer (see
+`writer.py`). SQLite's WAL mode lets reads run beside the writer. The
+statements every delivery and turn makes (`Query`) skip SQLAlchemy's execution
+layer: compiled once per dialect, run straight through the driver; a read made
+of them alone (`hot`) runs on SQLite without a pooled connection at all.
 
 PostgreSQL is reached through SQLAlchemy's async engine (asyncpg). SQLite is
 reached through its standard driver from threads: the writer has a thread of
@@ -22,7 +24,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -40,6 +42,7 @@ from bot.store.writer import (
 )
 
 T = TypeVar("T")
+P = ParamSpec("P")
 MIGRATIONS = Path(__file__).parent / "migrations"
 READ_THREADS = 4
 BUSY_TIMEOUT_MS = 10_000
@@ -51,16 +54,34 @@ class WriteLockBusy(Exception):
     """Another process holds SQLite's write lock (inline mode waits for it asynchronously)."""
 
 
+class Bare:
+    """SQLite's own driver connection, handed to a `hot` read instead of SQLAlchemy's."""
+
+    __slots__ = ("dialect", "raw")
+
+    def __init__(self, raw: sqlite3.Connection, dialect: Dialect) -> None:
+        self.raw = raw
+        self.dialect = dialect
+
+
+def hot(fn: Callable[P, T]) -> Callable[P, T]:
+    """Mark a read that runs `Query.fetch` only: on SQLite `Database.read` then calls
+    it on the calling thread with a `Bare` connection (an indexed WAL read takes no
+    lock and a few microseconds, less than a pooled connection or a thread hop)."""
+    fn.hot = True  # type: ignore[attr-defined]
+    return fn
+
+
 class Query:
     """A hot statement, compiled once per dialect and run through the driver itself.
 
-    A `Database.read` costs ~150 µs of SQLAlchemy (pool checkout, BEGIN, execution
+    A pooled read costs ~150 µs of SQLAlchemy (pool checkout, BEGIN, execution
     context, rollback) around a statement SQLite runs in ~7 µs, and a statement in
     a unit ~50 µs; a turn makes three reads and half a dozen writes. The statement
     is still built with SQLAlchemy, so it is written once for both databases (or
     once for each, given as {dialect name: statement}); only its execution is bare.
-    A read (`Database.fetch`) runs alone, as its own snapshot; a write (`execute`)
-    runs inside a unit, in the writer's transaction."""
+    `fetch` reads (in a `hot` read, its own snapshot); `execute` writes inside a
+    unit, in the writer's transaction."""
 
     def __init__(self, statement: Executable | dict[str, Executable]) -> None:
         self._statement = statement
@@ -88,6 +109,18 @@ class Query:
         """Run in a unit, once for each row."""
         if rows:
             self._run(conn, rows)
+
+    def fetch(self, conn: Connection | Bare, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of a read."""
+        sql, values = self.bind(conn.dialect, params)
+        if isinstance(conn, Bare):
+            return conn.raw.execute(sql, values).fetchall()
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, values)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
 
     def _run(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
         sql, _ = self.bind(conn.dialect, rows[0])
@@ -242,16 +275,27 @@ class Database:
             if async_engine is not None:
                 await async_engine.dispose()
 
-    async def write(self, unit: Callable[[Connection], T]) -> T:
-        return await self.writer.submit(unit)
+    async def write(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kw: P.kwargs
+    ) -> T:
+        """Run `fn(conn, *args)` in the next group commit; its result once committed."""
+        if not args and not kw:
+            return await self.writer.submit(fn)  # type: ignore[arg-type]
+        return await self.writer.submit(lambda conn: fn(conn, *args, **kw))
 
-    async def read(self, fn: Callable[[Connection], T]) -> T:
+    async def read(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kw: P.kwargs
+    ) -> T:
+        """Run `fn(conn, *args)` on a read connection: its own snapshot, no writes."""
         if self._sync_read is not None:
             engine = self._sync_read
+            if getattr(fn, "hot", False):
+                bare = Bare(self._bare_connection(), engine.dialect)
+                return fn(bare, *args, **kw)  # type: ignore[arg-type]
 
             def run() -> T:
                 with engine.connect() as conn:
-                    return fn(conn)
+                    return fn(conn, *args, **kw)
 
             if self._readers is None:  # inline: a WAL read takes no lock and never waits
                 return run()
@@ -259,20 +303,7 @@ class Database:
             return await loop.run_in_executor(self._readers, run)
         assert self._async_read is not None
         async with self._async_read.connect() as conn:
-            return await conn.run_sync(fn)
-
-    async def fetch(self, query: Query, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Rows of a hot read (see `Query`). On SQLite it runs on the calling thread, even
-        where `read` uses threads: an indexed WAL read takes no lock and a few
-        microseconds, less than the hop to a thread and back."""
-        if self._sync_read is not None:
-            sql, values = query.bind(self._sync_read.dialect, params)
-            return self._bare_connection().execute(sql, values).fetchall()
-        assert self._async_read is not None
-        sql, values = query.bind(self._async_read.dialect, params)
-        async with self._async_read.connect() as conn:
-            result = await conn.exec_driver_sql(sql, values)
-            return [tuple(row) for row in result]
+            return await conn.run_sync(fn, *args, **kw)
 
     def _bare_connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._bare, "conn", None)
@@ -288,7 +319,11 @@ class Database:
 
     async def ping(self) -> bool:
         try:
-            await self.read(lambda c: c.execute(text("SELECT 1")).scalar())
+            await self.read(_select_one)
         except Exception:
             return False
         return True
+
+
+def _select_one(conn: Connection) -> Any:
+    return conn.execute(text("SELECT 1")).scalar()

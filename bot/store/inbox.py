@@ -1,19 +1,14 @@
-"""The inbox: webhook events stored before Meta gets its 200.
-
-Every function here returns a unit for `Database.write` or a reader for
-`Database.read`; none of them commits on its own.
-"""
+"""The inbox: webhook events stored before Meta gets its 200."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Integer, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.store.db import Database, Query
+from bot.store.db import Bare, Query, hot
 from bot.store.tables import InboxEvent
 
 inbox = InboxEvent.__table__
@@ -37,9 +32,9 @@ _ACCEPT = Query(
 )
 
 
-def accept(rows: list[dict[str, Any]]) -> Callable[[Connection], None]:
+def accept(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Store a delivery's events; a redelivered event key is silently ignored."""
-    return lambda conn: _ACCEPT.execute_many(conn, rows)
+    _ACCEPT.execute_many(conn, rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +72,12 @@ _FINISH = Query(_FINISH_ANY)
 _FINISH_DONE = Query(_FINISH_ANY.values(payload=None))
 
 
-async def next_pending(db: Database, contact_index: str, limit: int = 16) -> list[PendingEvent]:
+@hot
+def next_pending(
+    conn: Connection | Bare, contact_index: str, limit: int = 16
+) -> list[PendingEvent]:
     """The contact's oldest unprocessed events, in Meta's timestamp order."""
-    rows = await db.fetch(_NEXT_PENDING, {"ci": contact_index, "n": limit})
+    rows = _NEXT_PENDING.fetch(conn, {"ci": contact_index, "n": limit})
     return [PendingEvent(*row) for row in rows]
 
 
@@ -93,22 +91,16 @@ def finish(conn: Connection, event_id: int, now: float, state: str = DONE) -> bo
     return query.execute(conn, {"eid": event_id, "now": now, "new_state": state}) == 1
 
 
-def give_up(event_id: int, now: float, max_attempts: int) -> Callable[[Connection], bool]:
+def give_up(conn: Connection, event_id: int, now: float, max_attempts: int) -> bool:
     """Count a failed try; after `max_attempts` the event is set aside as failed so
     one poison message cannot block a person's later messages for ever."""
-
-    def run(conn: Connection) -> bool:
-        conn.execute(
-            update(inbox).where(inbox.c.id == event_id).values(attempts=inbox.c.attempts + 1)
-        )
-        result = conn.execute(
-            update(inbox)
-            .where(and_(inbox.c.id == event_id, inbox.c.attempts >= max_attempts))
-            .values(state="failed", processed_at=now)
-        )
-        return result.rowcount == 1
-
-    return run
+    conn.execute(update(inbox).where(inbox.c.id == event_id).values(attempts=inbox.c.attempts + 1))
+    result = conn.execute(
+        update(inbox)
+        .where(and_(inbox.c.id == event_id, inbox.c.attempts >= max_attempts))
+        .values(state="failed", processed_at=now)
+    )
+    return result.rowcount == 1
 
 
 def pending_contacts(conn: Connection) -> list[str]:
@@ -130,45 +122,44 @@ _PENDING_AFTER = Query(
 )
 
 
-async def pending_after(db: Database, mark: int, limit: int) -> list[tuple[int, str | None]]:
+@hot
+def pending_after(conn: Connection | Bare, mark: int, limit: int) -> list[tuple[int, str | None]]:
     """Pending events stored after event `mark`, oldest first: (id, contact index)."""
-    return [(r[0], r[1]) for r in await db.fetch(_PENDING_AFTER, {"mark": mark, "n": limit})]
+    return [(r[0], r[1]) for r in _PENDING_AFTER.fetch(conn, {"mark": mark, "n": limit})]
 
 
-def stale_contacts(received_before: float) -> Callable[[Connection], list[str]]:
+_STALE = (
+    select(inbox.c.contact_index)
+    .where(
+        and_(
+            inbox.c.state == PENDING,
+            inbox.c.received_at < bindparam("before"),
+            inbox.c.contact_index.is_not(None),
+        )
+    )
+    .group_by(inbox.c.contact_index)
+    .limit(500)
+)
+
+
+def stale_contacts(conn: Connection, received_before: float) -> list[str]:
     """Contacts whose pending events have waited too long: the worker that took
     them in died. Another worker picks them up (under the contact's lock)."""
-    query = (
-        select(inbox.c.contact_index)
-        .where(
-            and_(
-                inbox.c.state == PENDING,
-                inbox.c.received_at < bindparam("before"),
-                inbox.c.contact_index.is_not(None),
-            )
-        )
-        .group_by(inbox.c.contact_index)
-        .limit(500)
-    )
-    return lambda conn: [r[0] for r in conn.execute(query, {"before": received_before})]
+    return [r[0] for r in conn.execute(_STALE, {"before": received_before})]
 
 
-def requeue_waiting(older_than_attempts: int) -> Callable[[Connection], list[str]]:
+def requeue_waiting(conn: Connection, older_than_attempts: int) -> list[str]:
     """Put waiting events (statuses that arrived before their send was recorded)
     back in line, and give up on those that waited long enough."""
-
-    def run(conn: Connection) -> list[str]:
-        conn.execute(
-            update(inbox)
-            .where(and_(inbox.c.state == WAITING, inbox.c.attempts >= older_than_attempts))
-            .values(state=DONE, payload=None)
-        )
-        rows = conn.execute(
-            update(inbox)
-            .where(inbox.c.state == WAITING)
-            .values(state=PENDING)
-            .returning(inbox.c.contact_index)
-        )
-        return sorted({r[0] for r in rows if r[0]})
-
-    return run
+    conn.execute(
+        update(inbox)
+        .where(and_(inbox.c.state == WAITING, inbox.c.attempts >= older_than_attempts))
+        .values(state=DONE, payload=None)
+    )
+    rows = conn.execute(
+        update(inbox)
+        .where(inbox.c.state == WAITING)
+        .values(state=PENDING)
+        .returning(inbox.c.contact_index)
+    )
+    return sorted({r[0] for r in rows if r[0]})

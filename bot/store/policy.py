@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, update
 
-from bot.store.db import Database, Query
+from bot.store.db import Bare, Query, hot
 from bot.store.tables import Consent, Contact, Message, Suppression
 
 contacts = Contact.__table__
@@ -57,8 +57,9 @@ _FOR_MESSAGE = Query(
 )
 
 
-async def recipient_of(db: Database, message_id: str) -> Recipient:
-    rows = await db.fetch(_FOR_MESSAGE, {"mid": message_id})
+@hot
+def recipient_of(conn: Connection | Bare, message_id: str) -> Recipient:
+    rows = _FOR_MESSAGE.fetch(conn, {"mid": message_id})
     if not rows:
         return Recipient(None, None, None, None, None, False)
     status, owner, contact_id, last_inbound_at, marketing, suppressed = rows[0]

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 
 from bot.store.inbox import DONE, inbox
-from bot.store.outbox import QUEUED, messages
+from bot.store.messages import QUEUED, messages
 
 DAY = 86_400.0
 FAILED = "failed"

@@ -80,7 +80,7 @@ async def _audit_refusal(deps: WebhookDeps, reason: str, size: int) -> None:
         detail={"reason": reason, "bytes": size},
     )  # fmt: skip
     try:
-        await deps.db.write(lambda conn: audit.append(conn, [event]))
+        await deps.db.write(audit.append, [event])
     except Exception as exc:  # the refusal stands even if it cannot be recorded
         log.error("could not audit a refused webhook (%s)", type(exc).__name__)
 
@@ -132,7 +132,7 @@ def create_blueprint(deps: WebhookDeps) -> Blueprint:
         rows, contacts = sealed_rows(deps.keyring, deps.inbox_key, events, time.time())
         if rows:
             try:
-                await deps.db.write(inbox_store.accept(rows))
+                await deps.db.write(inbox_store.accept, rows)
             except Exception as exc:  # the store is down: not acknowledged, Meta retries
                 deps.metrics.deliveries.labels("store_unavailable").inc()
                 log.error("webhook not stored (%s); answering 503", type(exc).__name__)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,43 +42,37 @@ _MARK_SENT = Query(
 )
 
 
-def _settle(message_id: str, now: float, **values: Any) -> Callable[[Connection], None]:
+def _settle(conn: Connection, message_id: str, now: float, **values: Any) -> None:
     """Record one send attempt on a still-queued message."""
-    query = (
+    conn.execute(
         update(messages)
         .where(and_(messages.c.id == message_id, messages.c.status == QUEUED))
         .values(attempts=messages.c.attempts + 1, updated_at=now, **values)
     )
-    return lambda conn: conn.execute(query)
 
 
-def mark_sent(message_id: str, wamid_index: str | None, now: float) -> Callable[[Connection], None]:
+def mark_sent(conn: Connection, message_id: str, wamid_index: str | None, now: float) -> None:
     """Meta accepted the message (the hot one of these: once per reply)."""
-    params = {"mid": message_id, "now": now, "wamid": wamid_index}
-    return lambda conn: _MARK_SENT.execute(conn, params)
+    _MARK_SENT.execute(conn, {"mid": message_id, "now": now, "wamid": wamid_index})
 
 
 def mark_failed(
-    message_id: str, code: int | None, title: str, now: float
-) -> Callable[[Connection], None]:
-    return _settle(
-        message_id,
-        now,
-        status=FAILED,
-        error_code=code,
-        error_title=title[:200],
-        next_attempt_at=None,
-    )
+    conn: Connection, message_id: str, code: int | None, title: str, now: float
+) -> None:
+    _settle(
+        conn, message_id, now,
+        status=FAILED, error_code=code, error_title=title[:200], next_attempt_at=None,
+    )  # fmt: skip
 
 
-def mark_refused(message_id: str, reason: str, now: float) -> Callable[[Connection], None]:
-    return _settle(message_id, now, status=REFUSED, error_title=reason, next_attempt_at=None)
+def mark_refused(conn: Connection, message_id: str, reason: str, now: float) -> None:
+    _settle(conn, message_id, now, status=REFUSED, error_title=reason, next_attempt_at=None)
 
 
 def schedule_retry(
-    message_id: str, at: float, code: int | None, now: float
-) -> Callable[[Connection], None]:
-    return _settle(message_id, now, next_attempt_at=at, error_code=code)
+    conn: Connection, message_id: str, at: float, code: int | None, now: float
+) -> None:
+    _settle(conn, message_id, now, next_attempt_at=at, error_code=code)
 
 
 def contact_of(conn: Connection, message_id: str) -> str | None:
@@ -87,11 +80,9 @@ def contact_of(conn: Connection, message_id: str) -> str | None:
     return row[0] if row else None
 
 
-def forget(message_id: str) -> Callable[[Connection], None]:
+def forget(conn: Connection, message_id: str) -> None:
     """Drop a row once sent: the farewell of an erased person leaves nothing behind."""
-
-    query = delete(messages).where(messages.c.id == message_id)
-    return lambda conn: conn.execute(query)
+    conn.execute(delete(messages).where(messages.c.id == message_id))
 
 
 def apply_status(
@@ -137,11 +128,10 @@ class QueuedRow:
 _QUEUED = and_(messages.c.direction == "out", messages.c.status == QUEUED)
 
 
-def claimable(now: float, takeover: bool = False) -> Callable[[Connection], bool]:
+def claimable(conn: Connection, now: float, takeover: bool = False) -> bool:
     """Is anything queued that no live worker holds? (A cheap read before claiming.)"""
     free = _QUEUED if takeover else and_(_QUEUED, _lease_free(now))
-    query = select(messages.c.id).where(free).limit(1)
-    return lambda conn: conn.execute(query).first() is not None
+    return conn.execute(select(messages.c.id).where(free).limit(1)).first() is not None
 
 
 def _lease_free(now: float) -> Any:
@@ -149,70 +139,61 @@ def _lease_free(now: float) -> Any:
 
 
 def claim(
-    owner: str, now: float, *, takeover: bool = False, limit: int = 500
-) -> Callable[[Connection], list[QueuedRow]]:
+    conn: Connection, owner: str, now: float, *, takeover: bool = False, limit: int = 500
+) -> list[QueuedRow]:
     """Take queued rows no live worker holds, oldest first, leasing them to `owner`.
 
     `takeover` ignores leases: a lone worker starting up knows their holders are gone.
     On PostgreSQL, rows another worker is claiming at the same moment are skipped.
     """
+    free = _QUEUED if takeover else and_(_QUEUED, _lease_free(now))
+    pick = select(messages.c.id).where(free).order_by(messages.c.created_at).limit(limit)
+    if conn.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    ids = [r[0] for r in conn.execute(pick)]
+    if not ids:
+        return []
+    conn.execute(
+        update(messages)
+        .where(messages.c.id.in_(ids))
+        .values(lease_owner=owner, lease_until=now + LEASE)
+    )
+    rows = conn.execute(
+        select(
+            messages.c.id,
+            messages.c.contact_id,
+            messages.c.category,
+            messages.c.body,
+            messages.c.attempts,
+            messages.c.next_attempt_at,
+            contacts.c.data_key_id,
+            data_keys.c.kid,
+            data_keys.c.wrapped,
+        )
+        .outerjoin(contacts, contacts.c.id == messages.c.contact_id)
+        .outerjoin(data_keys, data_keys.c.id == contacts.c.data_key_id)
+        .where(messages.c.id.in_(ids))
+        .order_by(messages.c.created_at, messages.c.id)
+    )
+    return [QueuedRow(*r) for r in rows]
 
-    def run(conn: Connection) -> list[QueuedRow]:
-        free = _QUEUED if takeover else and_(_QUEUED, _lease_free(now))
-        pick = select(messages.c.id).where(free).order_by(messages.c.created_at).limit(limit)
-        if conn.dialect.name == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        ids = [r[0] for r in conn.execute(pick)]
-        if not ids:
-            return []
+
+def renew(conn: Connection, owner: str, ids: list[str], now: float) -> None:
+    """Keep holding the rows this worker still has in memory."""
+    mine = or_(messages.c.lease_owner.is_(None), messages.c.lease_owner == owner)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
         conn.execute(
             update(messages)
-            .where(messages.c.id.in_(ids))
+            .where(and_(messages.c.id.in_(chunk), messages.c.status == QUEUED, mine))
             .values(lease_owner=owner, lease_until=now + LEASE)
         )
-        rows = conn.execute(
-            select(
-                messages.c.id,
-                messages.c.contact_id,
-                messages.c.category,
-                messages.c.body,
-                messages.c.attempts,
-                messages.c.next_attempt_at,
-                contacts.c.data_key_id,
-                data_keys.c.kid,
-                data_keys.c.wrapped,
-            )
-            .outerjoin(contacts, contacts.c.id == messages.c.contact_id)
-            .outerjoin(data_keys, data_keys.c.id == contacts.c.data_key_id)
-            .where(messages.c.id.in_(ids))
-            .order_by(messages.c.created_at, messages.c.id)
-        )
-        return [QueuedRow(*r) for r in rows]
-
-    return run
 
 
-def renew(owner: str, ids: list[str], now: float) -> Callable[[Connection], None]:
-    """Keep holding the rows this worker still has in memory."""
-
-    def run(conn: Connection) -> None:
-        mine = or_(messages.c.lease_owner.is_(None), messages.c.lease_owner == owner)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            conn.execute(
-                update(messages)
-                .where(and_(messages.c.id.in_(chunk), messages.c.status == QUEUED, mine))
-                .values(lease_owner=owner, lease_until=now + LEASE)
-            )
-
-    return run
-
-
-def release(owner: str) -> Callable[[Connection], None]:
+def release(conn: Connection, owner: str) -> None:
     """On shutdown: what this worker still holds is free for the next one at once."""
-    query = (
+    conn.execute(
         update(messages)
         .where(and_(_QUEUED, messages.c.lease_owner == owner))
         .values(lease_owner=None, lease_until=None)
     )
-    return lambda conn: conn.execute(query)
