@@ -22,17 +22,20 @@ from bot.config import Settings
 from bot.conversation.engine import Engine
 from bot.conversation.flowfile import load_flows
 from bot.conversation.render import Renderer
-from bot.crypto import DataKey, Keyring, WrappedKey
+from bot.crypto import DataKey, Index, Keyring, WrappedKey
 from bot.i18n import Texts
 from bot.metrics import Metrics
 from bot.policy.inbound import InboundLimiter
 from bot.policy.limits import Limits, make_limits
 from bot.policy.sending import SendGate, template_status
 from bot.policy.templates import Registry, load_templates
+from bot.privacy.consent import QuietRevocation
+from bot.privacy.controller import Controller
+from bot.privacy.person import People
 from bot.privacy.retention import purge_forever
 from bot.runtime.alerts import Alerts, FailureWatch
 from bot.runtime.conversation import ConversationTurn
-from bot.runtime.conversation import Settings as TextSettings
+from bot.runtime.effects import CONDITION_CHECKS, Deps
 from bot.runtime.feed import OutboxFeed
 from bot.runtime.inbox_watch import InboxWatch
 from bot.runtime.outbox import Outbox
@@ -67,6 +70,7 @@ class Services:
     settings: Settings
     keyring: Keyring
     db: Database
+    people: People
     client: GraphClient
     outbox: Outbox
     turns: TurnRunner
@@ -174,14 +178,15 @@ def build_services(
         settings, db, keyring, client, metrics, alerts, limits, owner, templates, clock
     )
     flows = load_flows(settings.flows_dir)
-    renderer = Renderer(flows, Texts(settings.locales_dir), text_settings(settings).params)
+    controller = Controller.from_settings(settings)
+    renderer = Renderer(flows, Texts(settings.locales_dir), controller.params)
+    people = People(db, keyring)
+    stops = QuietRevocation(db, people, controller.policy_version)
     services_ref: list[Services] = []
     conversation = ConversationTurn(
-        db,
-        keyring,
-        Engine(flows),
-        renderer,
-        text_settings(settings),
+        Deps(db, keyring, renderer, controller),
+        people,
+        Engine(flows, CONDITION_CHECKS),
         system_key=lambda: services_ref[0].outbox_key,
         limiter=InboundLimiter(
             limits,
@@ -196,6 +201,7 @@ def build_services(
         keyring,
         outbox,
         conversation,
+        stops,
         mark_as_read=settings.BOT_MARK_AS_READ,
         clock=clock,
         on_turn=lambda outcome: metrics.turns.labels(outcome).inc(),
@@ -211,15 +217,15 @@ def build_services(
     webhook = WebhookDeps(settings=settings, keyring=keyring, db=db, notify=notify, metrics=metrics)
 
     async def marketing_stopped(message_id: str) -> None:
-        await conversation.stops.for_message(message_id, clock())
+        await stops.for_message(message_id, clock())
 
     outbox.on_marketing_stopped = marketing_stopped
     feed = OutboxFeed(
-        db, keyring, outbox, lambda: services_ref[0].outbox_key, owner,
+        db, people, outbox, lambda: services_ref[0].outbox_key, owner,
         lone_worker=not settings.REDIS_URL, clock=clock,
     )  # fmt: skip
     services = Services(
-        settings, keyring, db, client, outbox, turns, metrics, webhook, feed, templates,
+        settings, keyring, db, people, client, outbox, turns, metrics, webhook, feed, templates,
         limits, alerts, role=role,
         watch=InboxWatch(db, turns.notify, share=share) if role == "turns" else None,
     )  # fmt: skip
@@ -268,7 +274,7 @@ def _build_outbox(
         db,
         client,
         pacing,
-        index_wamid=lambda wamid: keyring.blind_index("wamid", wamid),
+        index_wamid=lambda wamid: keyring.blind_index(Index.WAMID, wamid),
         concurrency=settings.BOT_SEND_CONCURRENCY,
         max_attempts=settings.BOT_SEND_MAX_ATTEMPTS,
         clock=clock,
@@ -277,17 +283,6 @@ def _build_outbox(
         on_graph_error=lambda code: metrics.graph_errors.labels(code).inc(),
         failures=watch,
         gate=gate,
-    )
-
-
-def text_settings(settings: Settings) -> TextSettings:
-    return TextSettings(
-        company=settings.BOT_COMPANY_NAME,
-        privacy_url=settings.BOT_PRIVACY_URL,
-        dpo_contact=settings.BOT_DPO_CONTACT,
-        local_contact=settings.BOT_LOCAL_CONTACT,
-        policy_version=settings.BOT_POLICY_VERSION,
-        retention_days=settings.retention_days,
     )
 
 

@@ -19,6 +19,7 @@ import os
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass
+from enum import StrEnum
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -27,6 +28,17 @@ from bot.config import MasterKey
 
 _VERSION = 1
 _NONCE = 12
+
+
+class Index(StrEnum):
+    """What a blind index is of: each purpose hashes the same value differently.
+    The values are part of every stored index; never rename one."""
+
+    PHONE = "phone"  # a number in E.164, with its plus
+    BSUID = "bsuid"  # Meta's business-scoped user id, for people known without a number
+    PSEUDONYM = "pseudonym"  # a contact's random id, as the audit log names them
+    WAMID = "wamid"  # Meta's message ids (they encode the number)
+    EVENT = "event"  # an inbox event's deduplication key
 
 
 class CryptoError(Exception):
@@ -92,7 +104,7 @@ class Keyring:
 
     # Blind indexes ----------------------------------------------------------
 
-    def blind_index(self, purpose: str, value: str) -> str:
+    def blind_index(self, purpose: Index, value: str) -> str:
         """Keyed hash for lookups and pseudonyms; hex so it fits an indexed text column."""
         msg = purpose.encode() + b"\x00" + value.encode()
         return hmac.new(self._index_key, msg, hashlib.sha256).hexdigest()

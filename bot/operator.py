@@ -14,12 +14,11 @@ import phonenumbers
 
 from bot import audit
 from bot.config import Settings
-from bot.conversation.engine import HOME
-from bot.crypto import Keyring, WrappedKey
+from bot.crypto import Keyring
 from bot.policy.business import Queued, SendRefused, TemplateSend, queue_template
 from bot.privacy import access, erasure
-from bot.privacy.jurisdiction import decide, language_for
-from bot.privacy.profile import Profile
+from bot.privacy.controller import Controller
+from bot.privacy.person import UNKNOWN, People
 from bot.store import Conn
 from bot.store import contacts as contact_store
 from bot.store.db import Database
@@ -41,47 +40,22 @@ def normalize_e164(value: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-async def _open(settings: Settings) -> tuple[Database, Keyring]:
+async def _open(settings: Settings) -> tuple[Database, People]:
     db = Database(settings.DATABASE_URL)
     await db.start()
-    return db, Keyring(settings.master_keys, settings.index_key)
+    return db, People(db, Keyring(settings.master_keys, settings.index_key))
 
 
 async def export_person(settings: Settings, number: str) -> dict[str, Any]:
     """The same document the person gets in chat; `contact` is null when nothing is held."""
     e164 = normalize_e164(number)
-    db, kr = await _open(settings)
+    db, people = await _open(settings)
     try:
-        phone_index = kr.blind_index("phone", e164)
-        row = await db.read(contact_store.find, phone_index, None)
-        controller = {
-            "name": settings.BOT_COMPANY_NAME,
-            "privacy_policy": settings.BOT_PRIVACY_URL,
-            "contact": settings.BOT_DPO_CONTACT,
-            "policy_version": settings.BOT_POLICY_VERSION,
-        }
-        if row is None:
-            empty = access.Held(consents=[], counts={}, messages=[], audit=[])
-            doc = access.export_document(
-                empty, contact=None, dk=None, profile=None, jurisdiction=None,
-                language=None, controller=controller, retention=settings.retention_days,
-            )  # fmt: skip
-            outcome, actor_of = "not_found", None
-        else:
-            dk = kr.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
-            pseudonym = kr.blind_index("pseudonym", row.id)
-            profile = Profile.open(dk, row.id, row.profile_sealed)
-            held = await db.read(access.read_held, row.id, pseudonym, True)
-            doc = access.export_document(
-                held, contact=access.contact_view(row, dk, e164), dk=dk, profile=profile,
-                jurisdiction=decide(profile.residence, e164),
-                language=language_for(profile.language, e164), controller=controller,
-                retention=settings.retention_days,
-            )  # fmt: skip
-            outcome, actor_of = "ok", pseudonym
+        person = await people.find(e164=e164)
+        doc = await access.export_of(db, person, Controller.from_settings(settings))
         event = audit.Event(
-            OPERATOR, "data_export", outcome=outcome,
-            detail={"via": "cli", "subject": actor_of or "unknown"},
+            OPERATOR, "data_export", outcome="ok" if person else "not_found",
+            detail={"via": "cli", "subject": person.pseudonym if person else UNKNOWN},
         )  # fmt: skip
         await db.write(audit.append, [event])
         return doc
@@ -92,21 +66,19 @@ async def export_person(settings: Settings, number: str) -> dict[str, Any]:
 async def erase_person(settings: Settings, number: str) -> dict[str, int]:
     """Erase like the chat flow does, without the farewell message."""
     e164 = normalize_e164(number)
-    db, kr = await _open(settings)
+    db, people = await _open(settings)
     try:
-        phone_index = kr.blind_index("phone", e164)
-        row = await db.read(contact_store.find, phone_index, None)
-        if row is None:
+        person = await people.find(e164=e164)
+        if person is None:
             raise OperatorError("nothing is held for that number")
-        indexes = [i for i in (row.phone_index, row.user_index) if i]
-        pseudonym = kr.blind_index("pseudonym", row.id)
         counts = await db.write(
             lambda c: erasure.erase(
-                c, contact_id=row.id, indexes=indexes, phone_index=phone_index,
-                pseudonym=pseudonym, now=time.time(), via="cli",
+                c, contact_id=person.contact_id, indexes=person.indexes,
+                phone_index=person.phone_index, pseudonym=person.pseudonym, now=time.time(),
+                via="cli",
             )
         )  # fmt: skip
-        kr.forget(row.data_key_id)
+        people.forget(person)
         return counts
     finally:
         await db.stop()
@@ -128,10 +100,10 @@ async def send_template(
         templates = load_templates(settings.templates_path)
     except TemplateFileError as exc:
         raise OperatorError(str(exc)) from None
-    db, kr = await _open(settings)
+    db, people = await _open(settings)
     try:
         send = TemplateSend(e164, template, category, params, language)
-        return await queue_template(db, kr, templates, send, tier=settings.messaging_tier)
+        return await queue_template(db, people, templates, send, tier=settings.messaging_tier)
     except SendRefused as refused:
         raise OperatorError(f"refused: {refused.reason.value}") from None
     finally:
@@ -142,23 +114,21 @@ async def end_handoff(settings: Settings, number: str) -> None:
     """Give a handed-off conversation back to the bot: the person's next message gets
     the menu again. (The support API will do the same for staff.)"""
     e164 = normalize_e164(number)
-    db, kr = await _open(settings)
+    db, people = await _open(settings)
     try:
-        row = await db.read(contact_store.find, kr.blind_index("phone", e164), None)
-        if row is None or row.handoff_at is None:
+        person = await people.find(e164=e164)
+        if person is None or person.row is None or person.row.handoff_at is None:
             raise OperatorError("that conversation is not handed off")
-        dk = kr.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
-        profile = Profile.open(dk, row.id, row.profile_sealed)
-        now = time.time()
-        profile.state, profile.since = HOME, now
-        sealed = profile.seal(dk, row.id)
+        profile = person.profile
+        profile.state, profile.since = None, time.time()  # back at the start
+        sealed = profile.seal(person.dk, person.contact_id)
         event = audit.Event(
             OPERATOR, "handoff_ended", outcome="handed_back",
-            detail={"via": "cli", "subject": kr.blind_index("pseudonym", row.id)},
+            detail={"via": "cli", "subject": person.pseudonym},
         )  # fmt: skip
 
         def unit(conn: Conn) -> None:
-            contact_store.touch(conn, row.id, handoff_at=None, profile_sealed=sealed)
+            contact_store.touch(conn, person.contact_id, handoff_at=None, profile_sealed=sealed)
             audit.append(conn, [event])
 
         await db.write(unit)

@@ -112,7 +112,7 @@ async def test_every_required_event_is_written_and_the_chain_holds(bot: Bot) -> 
         await bot.say(GERMANY, f"again {n}")  # rate_limit_exceeded
     promo = TemplateSend(GERMANY, "promo_offer", "marketing", {"name": "x", "offer": "y"})
     with pytest.raises(SendRefused):  # policy_refused: no consent
-        await queue_template(s.db, s.keyring, s.templates, promo, tier=None)
+        await queue_template(s.db, s.people, s.templates, promo, tier=None)
     await bot.post(b'{"object":"whatsapp_business_account"}', secret="not-the-secret")
     await say(bot, UK, "DELETE MY DATA")
     await tap(bot, UK, "erase.yes")  # data_deletion

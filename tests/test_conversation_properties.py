@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from bot.crypto import Index
 from bot.simulator import webhooks
 from tests.conftest import APP_SECRET, PHONE_NUMBER_ID
 from tests.flowkit import BRAZIL, GERMANY, UK, options_of
@@ -65,7 +66,7 @@ class Conversations(RuleBasedStateMachine):
         return replies
 
     def _consent(self, person: str) -> str | None:
-        index = self.tb.services.keyring.blind_index("phone", person)
+        index = self.tb.services.keyring.blind_index(Index.PHONE, person)
         with sqlite3.connect(self.tb.tmp / "bot.db") as db:
             row = db.execute(
                 "SELECT c.status FROM consents c JOIN contacts k ON k.id = c.contact_id "

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.conversation.flowfile import load_flows
+from bot.crypto import Index
 from bot.simulator import webhooks
 from tests.conftest import PHONE_NUMBER_ID, Bot
 from tests.flowkit import (
@@ -90,7 +91,7 @@ async def test_double_opt_in_per_jurisdiction(
     granted = events[1]
     assert granted[1:4] == ("whatsapp_double_opt_in", "chat", "2026-01")
     assert granted[6] is not None and granted[7] >= granted[6]
-    assert granted[8] == bot.services.keyring.blind_index("wamid", yes)
+    assert granted[8] == bot.services.keyring.blind_index(Index.WAMID, yes)
 
 
 async def test_opt_in_evidence_is_stored(bot: Bot) -> None:
@@ -103,7 +104,7 @@ async def test_opt_in_evidence_is_stored(bot: Bot) -> None:
     rows = await bot.sql(
         "SELECT status, jurisdiction, locale, message_ref FROM consent_events ORDER BY at"
     )
-    ref = bot.services.keyring.blind_index("wamid", yes)
+    ref = bot.services.keyring.blind_index(Index.WAMID, yes)
     assert [tuple(r) for r in rows] == [
         ("pending", "gdpr", "de", None),
         ("granted", "gdpr", "de", ref),
@@ -266,7 +267,9 @@ async def test_erasure_leaves_only_suppression_and_pseudonymous_audit(bot: Bot) 
         assert await bot.sql(f"SELECT count(*) FROM {table}") == [(0,)], table
     keys = await bot.sql("SELECT id FROM data_keys")
     assert {k[0] for k in keys} == {"system-inbox", "system-outbox"}
-    assert await bot.sql("SELECT phone_index FROM suppressions") == [(kr.blind_index("phone", UK),)]
+    assert await bot.sql("SELECT phone_index FROM suppressions") == [
+        (kr.blind_index(Index.PHONE, UK),)
+    ]
     actors = {a[0] for a in await bot.sql("SELECT DISTINCT actor FROM audit")}
     assert len(actors) == 1 and UK not in next(iter(actors))
     events = [e[0] for e in await bot.sql("SELECT event FROM audit ORDER BY id")]

@@ -68,7 +68,7 @@ def test_problem_reads_as_where_colon_message() -> None:
 
 def test_file_that_does_not_load_is_reported_and_the_others_still_checked(repo: Path) -> None:
     optin, erase = repo / "flows/optin.yaml", repo / "flows/erase.yaml"
-    edit(optin, "{to: confirmed, do: [grant_consent]}", "{to: confirmed, do: [grant_all]}")
+    edit(optin, "{to: confirmed, do: [grant_consent], if", "{to: confirmed, do: [grant_all], if")
     edit(erase, "erase.no: kept", "erase.no: {to: nowhere}")
     found = problems(repo)
     bad_action = [p for p in found if "unknown action 'grant_all'" in p]
@@ -247,7 +247,10 @@ def test_mermaid_for_every_flow() -> None:
         for state in flow.states:
             assert f'state "{state}" as {state.replace(".", "_")}' in text
     optin = mermaid(flows, "optin")
-    assert "optin_notice --> optin_confirmed : optin.yes / grant_consent" in optin
+    assert (
+        "optin_notice --> optin_confirmed : optin.yes if consent_requested / grant_consent" in optin
+    )
+    assert "optin_notice --> menu_main : optin.yes otherwise" in optin
     assert "optin_notice --> menu_main : after 24h" in optin
     assert "optin_confirmed --> [*]" in optin
     assert "words join: JOIN" in optin

@@ -40,7 +40,7 @@ async def send(
 ) -> str:
     s = bot.services
     queued = await queue_template(
-        s.db, s.keyring, s.templates, TemplateSend(to, template, category, params),
+        s.db, s.people, s.templates, TemplateSend(to, template, category, params),
         tier=bot.settings.messaging_tier, now=clock(),
     )  # fmt: skip
     return queued.message_id
@@ -111,7 +111,7 @@ async def test_free_form_outside_the_window_is_refused(gated: Bot, clock: Clock)
     clock.advance(25 * HOUR)
     s = gated.services
     with pytest.raises(SendRefused) as caught:
-        await queue_text(s.db, s.keyring, UK, "Are you still there?", now=clock())
+        await queue_text(s.db, s.people, UK, "Are you still there?", now=clock())
     assert caught.value.reason == Reason.OUTSIDE_WINDOW
     assert await audit_refusals(gated) == ["outside_window"]
 
@@ -172,7 +172,7 @@ async def test_free_form_inside_the_window_goes(gated: Bot, clock: Clock) -> Non
     await say(gated, UK, "hello")
     clock.advance(23 * HOUR)
     s = gated.services
-    await queue_text(s.db, s.keyring, UK, "Your parcel left the warehouse.", now=clock())
+    await queue_text(s.db, s.people, UK, "Your parcel left the warehouse.", now=clock())
     await gated.idle()
     await wait_queue_empty(gated, 5.0)
     assert "Your parcel left the warehouse." in [text_of(m.body) for m in gated.fake.sent]
@@ -222,7 +222,7 @@ async def test_a_reply_still_queued_when_the_window_closes_is_refused(
     s = gated.services
     s.outbox.timing.quality_pause = 1.0
     await s.outbox.quality_signal(368)
-    await queue_text(s.db, s.keyring, UK, "late answer", now=clock())
+    await queue_text(s.db, s.people, UK, "late answer", now=clock())
     clock.advance(24 * HOUR + 60)
     await wait_queue_empty(gated, 10.0)
     assert "late answer" not in [text_of(m.body) for m in gated.fake.sent]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import MasterKey
-from bot.crypto import CryptoError, Keyring, open_sealed, seal
+from bot.crypto import CryptoError, Index, Keyring, open_sealed, seal
 from bot.whatsapp.messages import (
     Button,
     Buttons,
@@ -100,4 +100,4 @@ def test_sealed_value_is_bound_to_its_place() -> None:
     ring2 = Keyring([MasterKey("k1", os.urandom(32))], os.urandom(32))
     with pytest.raises(CryptoError):
         ring2.unwrap("dk1", wrapped)  # another master key
-    assert ring.blind_index("phone", "+1") != ring2.blind_index("phone", "+1")
+    assert ring.blind_index(Index.PHONE, "+1") != ring2.blind_index(Index.PHONE, "+1")

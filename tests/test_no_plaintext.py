@@ -244,18 +244,18 @@ async def business_initiated(bot: Bot) -> None:
     promo = {"name": NAMES[UK], "offer": OFFER, "until": "Friday"}
     order = {"name": NAMES[UK], "order": "88213", "status": "shipped"}
     await queue_template(
-        s.db, s.keyring, s.templates, TemplateSend(UK, "promo_offer", "marketing", promo), tier=None
+        s.db, s.people, s.templates, TemplateSend(UK, "promo_offer", "marketing", promo), tier=None
     )
     await queue_template(
-        s.db, s.keyring, s.templates, TemplateSend(STRANGER, "order_update", "utility", order),
+        s.db, s.people, s.templates, TemplateSend(STRANGER, "order_update", "utility", order),
         tier=None,
     )  # fmt: skip
     with pytest.raises(SendRefused):
         await queue_template(
-            s.db, s.keyring, s.templates, TemplateSend(REFUSED, "promo_offer", "marketing", promo),
+            s.db, s.people, s.templates, TemplateSend(REFUSED, "promo_offer", "marketing", promo),
             tier=None,
         )  # fmt: skip
-    await queue_text(s.db, s.keyring, UK, SUPPORT_TEXT)
+    await queue_text(s.db, s.people, UK, SUPPORT_TEXT)
     for _ in range(200):
         queued = await bot.sql("SELECT count(*) FROM messages WHERE status='queued'")
         if not queued[0][0]:

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select, text
 
 from bot import audit
+from bot.crypto import Index
 from bot.privacy import retention
 from bot.privacy.retention import purge
 from bot.simulator import webhooks
@@ -135,7 +136,7 @@ async def deliver(bot: Bot, who: str, words: str) -> tuple[str, dict[str, Any]]:
     body, wamid = webhooks.message(PHONE_NUMBER_ID, who, webhooks.text(words))
     assert (await bot.post(body)).status_code == 200
     await bot.replies(1)
-    return bot.services.keyring.blind_index("event", f"message:{wamid}"), body
+    return bot.services.keyring.blind_index(Index.EVENT, f"message:{wamid}"), body
 
 
 async def test_inbox_keys_outlive_retries_and_failed_payloads_are_dropped(bot: Bot) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from bot.app import Services, create_app
 from bot.cli import main as cli_main
 from bot.config import Settings
+from bot.crypto import Index
 from bot.simulator.chat import format_message, options_of, run_chat
 from bot.simulator.fake_graph import FakeGraph, SentMessage
 from bot.simulator.routes import describe, own_url, parse_e164
@@ -112,7 +113,7 @@ class Sim:
 
     async def in_inbox(self, wamid: str) -> bool:
         """Did this exact message reach the bot through the signed webhook?"""
-        key = self.services.keyring.blind_index("event", f"message:{wamid}")
+        key = self.services.keyring.blind_index(Index.EVENT, f"message:{wamid}")
         return bool(await self.sql("SELECT 1 FROM inbox WHERE event_key = :k", k=key))
 
 

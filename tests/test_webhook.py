@@ -8,6 +8,7 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from bot.crypto import Index
 from bot.simulator import webhooks
 from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, Bot, eventually
 
@@ -235,7 +236,7 @@ async def test_status_that_overtakes_its_send_is_applied_later(bot: Bot) -> None
     (reply,) = await bot.replies(1)
     await bot.idle()
     # Make the send look not yet recorded, then let the status arrive first.
-    real_index = bot.services.keyring.blind_index("wamid", reply.wamid)
+    real_index = bot.services.keyring.blind_index(Index.WAMID, reply.wamid)
     await bot.services.db.write(
         lambda c: c.execute(text("UPDATE messages SET wamid_index=NULL WHERE direction='out'"))
     )

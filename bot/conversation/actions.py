@@ -1,8 +1,11 @@
-"""The fixed set of actions a flow file may call, and what each one means.
+"""The fixed sets of actions and conditions a flow file may name, and what each means.
 
 A flow names actions under `do:`; the engine records them as effects of the
 turn, and the turn runner carries them out inside the turn's transaction
-(`bot.privacy`). Nothing outside this table can be called from a flow file.
+(its handlers, one per action, are in `bot.runtime.effects`). A transition may
+name a condition under `if:` and a state to go to instead under `else:`; the
+engine asks the condition (implemented beside the handlers) before it moves.
+Nothing outside these tables can be called from a flow file.
 """
 
 from __future__ import annotations
@@ -17,4 +20,13 @@ ACTIONS: dict[str, str] = {
     "set_language": "keep the chosen language (from a `language.xx` row)",
     "set_residence": "keep the stated residence (from a `residence.XX` row or typed text)",
     "handoff": "hand the conversation to a human; the bot stays quiet but for privacy words",
+}
+
+
+CONDITIONS: dict[str, str] = {
+    "consent_requested": (
+        "the opt-in notice was shown to this person and the state's `expires` has not "
+        "passed since (so a late or stray yes never records consent)"
+    ),
+    "residence_understood": "the row tapped or the text typed names a country the bot knows",
 }

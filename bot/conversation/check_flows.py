@@ -66,6 +66,7 @@ def _check_graph(flows: FlowSet, report: Report) -> None:
             report.flow(flow.where.file, line, f"entry '{flow.entry}' is not a state")
         for state in flow.states.values():
             edges = [(t.to, t.where.line) for t in state.on]
+            edges += [(t.otherwise, t.where.line) for t in state.on if t.otherwise]
             edges += [(s, state.where.line) for s in (state.next, state.expires_to) if s]
             for target, line in edges:
                 if not known(target):

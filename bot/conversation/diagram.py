@@ -53,8 +53,12 @@ def _edges(state: State) -> list[str]:
     src = _id(state.name)
     lines = []
     for t in state.on:
-        label = _input_label(t.input) + (f" / {', '.join(t.do)}" if t.do else "")
+        answer = _input_label(t.input)
+        label = answer + (f" if {t.when}" if t.when else "")
+        label += f" / {', '.join(t.do)}" if t.do else ""
         lines.append(f"    {src} --> {_id(t.to)} : {label}")
+        if t.otherwise:
+            lines.append(f"    {src} --> {_id(t.otherwise)} : {answer} otherwise")
     if state.next:
         lines.append(f"    {src} --> {_id(state.next)} : next")
     if state.expires_to and state.expires_after is not None:

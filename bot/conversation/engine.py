@@ -11,7 +11,9 @@ person's language) and the named effects for the turn runner to carry out.
 Precedence of an input, in every state:
 1. STOP (the `stop` keyword group) — always, even mid-question or in a handoff;
 2. the current state's own `on:` entries (a button id, `prefix.*`, a keyword
-   group, then `text` for any other text);
+   group, then `text` for any other text); an entry with `if:` goes to its
+   `else:` state when its condition does not hold (conditions are given to the
+   engine by the turn runner, named in `actions.CONDITIONS`);
 3. a flow's `start_on` (its keywords, buttons or a referral) — during a
    handoff only flows marked `in_handoff`;
 4. anything else: a short re-prompt with the current options (silence during
@@ -20,12 +22,14 @@ Precedence of an input, in every state:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from transitions.extensions.asyncio import AsyncMachine
 
-from bot.conversation.flowfile import Flow, FlowSet, State
+from bot.conversation.flowfile import Flow, FlowError, FlowSet, State
 from bot.conversation.keywords import KeywordMatcher
 
 MAX_HOPS = 8
@@ -50,6 +54,19 @@ class Say:
 
 
 @dataclass(frozen=True, slots=True)
+class Guard:
+    """What a transition's condition may look at."""
+
+    state: State  # the state the transition leaves (its `expires`, its name)
+    input_id: str | None  # the button/row id or typed text
+    slots: Mapping[str, Any]  # what the person's conversation remembers
+    now: float
+
+
+Condition = Callable[[Guard], bool]
+
+
+@dataclass(frozen=True, slots=True)
 class Effect:
     action: str
     state: str  # the state it belongs to (for the audit trail)
@@ -70,18 +87,24 @@ class Step:
 class _Model:
     """What a machine moves for one turn; never kept between turns."""
 
-    def __init__(self) -> None:
+    def __init__(self, guard: Guard) -> None:
         self.effects: list[tuple[str, str | None]] = []
-        self.input_id: str | None = None
+        self.guard = guard
 
 
 class Engine:
-    def __init__(self, flows: FlowSet) -> None:
+    def __init__(self, flows: FlowSet, conditions: Mapping[str, Condition] | None = None) -> None:
         self.flows = flows
         self.keywords = KeywordMatcher(flows.keywords)
+        self._conditions = dict(conditions or {})
+        for state in flows.all_states:
+            for t in state.on:
+                if t.when and t.when not in self._conditions:
+                    raise FlowError(t.where, f"condition '{t.when}' has no implementation")
         self._machines = {name: self._machine(flow) for name, flow in flows.flows.items()}
         handoffs = [s.name for s in flows.all_states if s.handoff]
         self._handoff_home = handoffs[0] if handoffs else HOME
+        self._unlimited = _unlimited(flows)
 
     def _machine(self, flow: Flow) -> AsyncMachine:
         names = set(flow.states)
@@ -97,31 +120,46 @@ class Engine:
         )
         for state in flow.states.values():
             for t in state.on:
+                # Tried in order: `to` if the condition holds, else `else`.
                 machine.add_transition(
                     trigger=_trigger(t.input),
                     source=state.name,
                     dest=t.to,
+                    conditions=[partial(self._holds, t.when)] if t.when else None,
                     after=[partial(_record, action) for action in t.do],
                 )
+                if t.otherwise:
+                    machine.add_transition(_trigger(t.input), state.name, t.otherwise)
             if state.expires_to:
                 machine.add_transition("expire", state.name, state.expires_to)
         return machine
 
+    def _holds(self, name: str, model: _Model) -> bool:
+        return self._conditions[name](model.guard)
+
     # The step ---------------------------------------------------------------------------
 
     async def step(
-        self, state: str, since: float, now: float, inp: Input, handed_off: bool = False
+        self,
+        state: str | None,
+        since: float,
+        now: float,
+        inp: Input,
+        handed_off: bool = False,
+        slots: Mapping[str, Any] | None = None,
     ) -> Step:
-        """One step. `handed_off`: a human has the conversation (until staff hand it
-        back), so only privacy words are answered and finished flows return to the
-        handoff state, not the menu."""
+        """One step from `state` (None: the start). `handed_off`: a human has the
+        conversation (until staff hand it back), so only privacy words are answered
+        and finished flows return to the handoff state, not the menu. `slots`: what
+        the person's conversation remembers, for the transitions' conditions."""
         home = self._handoff_home if handed_off else HOME
-        if not self.flows.has_state(state):
-            state = home  # a state removed from the flow files since: start over
+        if state is None or not self.flows.has_state(state):
+            state = home  # someone new, handed back, or a state removed since: the start
         step = Step(before=state, state=state, entered_at_now=False, home=home)
         current = self.flows.state(state)
+        slots = slots if slots is not None else {}
         if current.expires_after is not None and now - since > current.expires_after:
-            step.state = await self._fire(current, "expire", None)
+            step.state = await self._fire(Guard(current, None, slots, now), "expire")
             current = self.flows.state(step.state)
             step.path.append(step.state)
 
@@ -132,7 +170,7 @@ class Engine:
         trigger, input_id = self._local_trigger(current, inp, group)
         if trigger is not None:
             model_effects: list[tuple[str, str | None]] = []
-            dest = await self._fire(current, trigger, input_id, model_effects)
+            dest = await self._fire(Guard(current, input_id, slots, now), trigger, model_effects)
             step.effects += [Effect(a, current.name, i) for a, i in model_effects]
             return self._enter(step, dest)
 
@@ -178,16 +216,26 @@ class Engine:
                 return flow
         return None
 
+    def unlimited(self, state: str | None, inp: Input) -> bool:
+        """Is this input a way out that the inbound limit never holds back (STOP, START,
+        erasure: what the flow files mark `unlimited`)?"""
+        group = self.keywords.match(inp.text) if inp.text else None
+        groups, buttons, states = self._unlimited
+        return (
+            (group is not None and group in groups)
+            or (inp.reply_id is not None and inp.reply_id in buttons)
+            or (state is not None and state in states)
+        )
+
     async def _fire(
         self,
-        state: State,
+        guard: Guard,
         trigger: str,
-        input_id: str | None,
         effects: list[tuple[str, str | None]] | None = None,
     ) -> str:
+        state = guard.state
         machine = self._machines[state.flow]
-        model = _Model()
-        model.input_id = input_id
+        model = _Model(guard)
         machine.add_model(model, initial=state.name)
         try:
             await model.trigger(trigger, model)  # type: ignore[attr-defined]
@@ -223,4 +271,21 @@ def _trigger(input_name: str) -> str:
 
 async def _record(action: str, model: _Model) -> None:
     """Transition callback: note the action as an effect (carried out after the step)."""
-    model.effects.append((action, model.input_id))
+    model.effects.append((action, model.guard.input_id))
+
+
+def _unlimited(flows: FlowSet) -> tuple[set[str], set[str], set[str]]:
+    """(keyword groups, button/row ids, states) the inbound limit never holds back."""
+    groups: set[str] = set()
+    buttons: set[str] = set()
+    states: set[str] = set()
+    for flow in flows.flows.values():
+        if flow.unlimited is True:
+            groups.update(flow.keywords)
+            buttons.update(flow.buttons)
+            for state in flow.states.values():
+                states.add(state.name)
+                buttons.update(o.id for o in state.buttons + state.rows)
+        elif flow.unlimited:
+            groups.update(flow.unlimited)
+    return groups, buttons, states

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from bot.conversation.actions import ACTIONS
+from bot.conversation.actions import ACTIONS, CONDITIONS
 
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -56,6 +56,8 @@ class Transition:
     to: str  # qualified state name, `flow.state`
     do: tuple[str, ...]
     where: Where
+    when: str | None = None  # a condition (`if:`) that must hold to go `to`
+    otherwise: str | None = None  # where to go when it does not (`else:`), qualified
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,7 @@ class State:
     @property
     def targets(self) -> list[str]:
         found = [t.to for t in self.on]
+        found += [t.otherwise for t in self.on if t.otherwise]
         found += [s for s in (self.next, self.expires_to) if s]
         return found
 
@@ -98,6 +101,9 @@ class Flow:
     in_handoff: bool  # still answered while a human has the conversation
     states: dict[str, State]
     where: Where
+    # Never held back by the inbound limit: True for the whole flow (its words, its
+    # buttons, any answer in its states), or the keyword groups listed.
+    unlimited: bool | tuple[str, ...] = False
 
 
 @dataclass
@@ -234,13 +240,22 @@ def _state(path: Path, flow: str, name: str, data: Any) -> State:
             continue
         if isinstance(target, dict):
             at = _where(path, target)
-            _keys(target, {"to", "do"}, at)
+            _keys(target, {"to", "do", "if", "else"}, at)
+            when, otherwise = target.get("if"), target.get("else")
+            if (when is None) != (otherwise is None):
+                raise FlowError(at, "'if' needs 'else' (where to go when it does not hold)")
+            if when is not None and when not in CONDITIONS:
+                raise FlowError(
+                    at, f"unknown condition '{when}' (allowed: {', '.join(sorted(CONDITIONS))})"
+                )
             on.append(
                 Transition(
                     str(trigger),
                     _qualify(flow, target.get("to"), at),
                     _actions(target.get("do"), at),
                     at,
+                    when=when,
+                    otherwise=_qualify(flow, otherwise, at) if otherwise is not None else None,
                 )
             )
         else:
@@ -274,7 +289,7 @@ def _state(path: Path, flow: str, name: str, data: Any) -> State:
 def load_flow(path: Path) -> Flow:
     data = _read(path)
     where = _where(path, data)
-    _keys(data, {"flow", "description", "entry", "start_on", "states"}, where)
+    _keys(data, {"flow", "description", "entry", "start_on", "states", "unlimited"}, where)
     name = data.get("flow")
     if name != path.stem:
         raise FlowError(where, f"'flow:' must be the file's name, '{path.stem}'")
@@ -298,7 +313,14 @@ def load_flow(path: Path) -> Flow:
         in_handoff=bool(start_on.get("in_handoff", False)),
         states=states,
         where=where,
+        unlimited=_unlimited(data.get("unlimited", False), where),
     )
+
+
+def _unlimited(value: Any, where: Where) -> bool | tuple[str, ...]:
+    if isinstance(value, bool):
+        return value
+    return _str_list(value, where, "unlimited (true, or a list of keyword groups)")
 
 
 def load_keywords(path: Path) -> tuple[dict[str, dict[str, tuple[str, ...]]], dict[str, Where]]:

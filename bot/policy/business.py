@@ -11,21 +11,19 @@ a second and asks the gate again just before sending.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from bot import audit
-from bot.crypto import DataKey, Keyring, WrappedKey
 from bot.policy.gate import Category, Facts, Reason, Request, business_initiated, decide
 from bot.policy.sending import refusal_event, template_status
 from bot.policy.templates import Registry, TemplateRefused
+from bot.privacy import person as people_store
 from bot.privacy.jurisdiction import language_for
-from bot.privacy.profile import Profile
-from bot.runtime.records import message_row, new_contact
+from bot.privacy.person import UNKNOWN, People, Person
+from bot.privacy.records import message_row
 from bot.store import Conn
-from bot.store import contacts as contact_store
 from bot.store import messages as message_store
 from bot.store import policy as policy_store
 from bot.store.db import Database
@@ -57,40 +55,29 @@ class TemplateSend:
 
 
 @dataclass(slots=True)
-class _Person:
-    """Who a business-initiated message is for, as the gate and the store see them."""
+class _Recipient:
+    """Whom a business-initiated message is for, as the gate and the audit see them."""
 
-    e164: str
-    phone_index: str
-    row: contact_store.ContactRow | None
+    person: Person
     facts: Facts
     subject: str  # their pseudonym for the audit log ("unknown" if never met)
-    dk: DataKey | None  # their data key, opened once (None if never met)
-    language: str | None  # the language they chose in chat, if any
 
 
-async def _person(db: Database, keyring: Keyring, e164: str) -> _Person:
-    phone_index = keyring.blind_index("phone", e164)
-    row = await db.read(contact_store.find, phone_index, None)
-    user_index = row.user_index if row else None
-    suppressed = await db.read(policy_store.is_suppressed, phone_index, user_index)
+async def _recipient(db: Database, people: People, e164: str, now: float) -> _Recipient:
+    person = await people.of_number(e164, now)
+    suppressed = await db.read(policy_store.is_suppressed, *person.indexes)
     facts = Facts(
-        known=row is not None,
-        marketing=row.marketing if row else None,
-        last_inbound_at=row.last_inbound_at if row else None,
+        known=person.known,
+        marketing=person.marketing,
+        last_inbound_at=person.row.last_inbound_at if person.row else None,
         suppressed=suppressed,
     )
-    if row is None:
-        return _Person(e164, phone_index, None, facts, "unknown", None, None)
-    dk = keyring.unwrap(row.data_key_id, WrappedKey(row.kid, row.wrapped))
-    language = Profile.open(dk, row.id, row.profile_sealed).language
-    subject = keyring.blind_index("pseudonym", row.id)
-    return _Person(e164, phone_index, row, facts, subject, dk, language)
+    return _Recipient(person, facts, person.pseudonym if person.known else UNKNOWN)
 
 
 async def queue_template(
     db: Database,
-    keyring: Keyring,
+    people: People,
     templates: Registry,
     send: TemplateSend,
     *,
@@ -100,7 +87,7 @@ async def queue_template(
 ) -> Queued:
     """Queue one template message, or raise `SendRefused` (already audited)."""
     now = time.time() if now is None else now
-    person = await _person(db, keyring, send.e164)
+    person = await _recipient(db, people, send.e164, now)
     detail = {"template": send.template[:64]}
     try:
         category = Category(send.category)
@@ -112,7 +99,7 @@ async def queue_template(
     else:
         status = template_status(templates, send.template)
         reason = decide(request, person.facts, now, status, erased_if_unknown=False)
-    language = _language(templates, send, person.language)
+    language = _language(templates, send, person.person.profile.language)
     message: Outbound | None = None
     if reason is None:
         try:
@@ -124,7 +111,7 @@ async def queue_template(
     assert message is not None
     initiated = business_initiated(request, person.facts, now)
     message_id = await _write(
-        db, keyring, person, message, request.category, actor, now,
+        db, person, message, request.category, actor, now,
         tier=tier if initiated else NOT_COUNTED, detail=detail,
     )  # fmt: skip
     return Queued(message_id, language, initiated)
@@ -132,7 +119,7 @@ async def queue_template(
 
 async def queue_text(
     db: Database,
-    keyring: Keyring,
+    people: People,
     e164: str,
     text: str,
     *,
@@ -142,12 +129,12 @@ async def queue_text(
     """Queue a free-form reply (support staff answering a person): only inside their
     24-hour window, and never to someone erased or never met."""
     now = time.time() if now is None else now
-    person = await _person(db, keyring, e164)
+    person = await _recipient(db, people, e164, now)
     request = Request(Category.SERVICE)
     reason = decide(request, person.facts, now, erased_if_unknown=False)
     if reason is not None:
         await _refuse(db, actor, reason, Category.SERVICE.value, person, {})
-    return await _write(db, keyring, person, Text(text), Category.SERVICE, actor, now)
+    return await _write(db, person, Text(text), Category.SERVICE, actor, now)
 
 
 NOT_COUNTED = -1  # a message that opens no business-initiated conversation
@@ -155,8 +142,7 @@ NOT_COUNTED = -1  # a message that opens no business-initiated conversation
 
 async def _write(
     db: Database,
-    keyring: Keyring,
-    person: _Person,
+    recipient: _Recipient,
     message: Outbound,
     category: Category,
     actor: str,
@@ -167,45 +153,37 @@ async def _write(
 ) -> str:
     """The message, its audit entry, a new contact if needed and its place in the tier:
     one transaction. Refuses (audited) when the tier is full."""
-    row = person.row
-    created = None
-    if row is not None and person.dk is not None:
-        contact_id, dk = row.id, person.dk
-    else:
-        contact_id = uuid.uuid4().hex
-        dk, wrapped = keyring.new_data_key(uuid.uuid4().hex)
-        created = new_contact(
-            dk, wrapped, contact_id, phone_index=person.phone_index, user_index=None,
-            e164=person.e164, user_id=None, name=None, now=now, last_inbound_at=None,
-        )  # fmt: skip
-        person.subject = keyring.blind_index("pseudonym", contact_id)
+    person = recipient.person
+    recipient.subject = person.pseudonym  # known from here on, if they were not before
+    assert person.e164 is not None
     body = graph_body(message, Recipient(wa_id=person.e164.lstrip("+")))
     out = message_row(
-        dk, contact_id, "out", message.kind, body, message_store.QUEUED, now,
+        person.dk, person.contact_id, "out", message.kind, body, message_store.QUEUED, now,
         category=category.value, leased=False,
     )  # fmt: skip
     counted = tier != NOT_COUNTED
     queued = audit.Event(
         actor, "message_queued",
-        detail={"category": category.value, "subject": person.subject, "initiated": counted,
+        detail={"category": category.value, "subject": recipient.subject, "initiated": counted,
                 **(detail or {})},
     )  # fmt: skip
 
     def unit(conn: Conn) -> bool:
-        if counted and created is not None:
+        if person.known:
+            if counted and not policy_store.admit_to_tier(conn, person.contact_id, tier, now):
+                return False
+        elif counted:
             if tier is not None and policy_store.tier_used(conn, now) >= tier:
                 return False
-            created["contact"]["initiated_at"] = now
-        if created is not None:
-            contact_store.create(conn, key=created["key"], contact=created["contact"])
-        elif counted and not policy_store.admit_to_tier(conn, contact_id, tier, now):
-            return False
+            people_store.create(conn, person, initiated_at=now)
+        else:
+            people_store.create(conn, person)
         message_store.add(conn, [out])
         audit.append(conn, [queued])
         return True
 
     if not await db.write(unit):
-        await _refuse(db, actor, Reason.TIER_EXHAUSTED, category.value, person, detail or {})
+        await _refuse(db, actor, Reason.TIER_EXHAUSTED, category.value, recipient, detail or {})
     return str(out["id"])
 
 
@@ -214,7 +192,7 @@ async def _refuse(
     actor: str,
     reason: Reason,
     category: str,
-    person: _Person,
+    person: _Recipient,
     detail: dict[str, Any],
 ) -> NoReturn:
     event = refusal_event(actor, reason, category[:16], subject=person.subject, **detail)

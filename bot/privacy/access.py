@@ -16,10 +16,13 @@ import orjson
 
 from bot import audit
 from bot.crypto import DataKey, open_sealed
-from bot.privacy.jurisdiction import Jurisdiction
+from bot.privacy.controller import Controller
+from bot.privacy.jurisdiction import Jurisdiction, decide, language_for
+from bot.privacy.person import Person
 from bot.privacy.profile import Profile
 from bot.store import Conn
 from bot.store import privacy as store
+from bot.store.db import Database
 
 
 def keep_days(retention: dict[str, int], category: str) -> int:
@@ -204,3 +207,22 @@ def export_document(
             for a in held.audit
         ],
     }
+
+
+async def export_of(db: Database, person: Person | None, controller: Controller) -> dict[str, Any]:
+    """The complete copy, the same in chat and from `python -m bot export`; with
+    `contact` null when nothing is held."""
+    if person is None:
+        empty = Held(consents=[], counts={}, messages=[], audit=[])
+        return export_document(
+            empty, contact=None, dk=None, profile=None, jurisdiction=None, language=None,
+            controller=controller.named, retention=controller.retention_days,
+        )  # fmt: skip
+    held = await db.read(read_held, person.contact_id, person.pseudonym, True)
+    profile = person.profile
+    return export_document(
+        held, contact=contact_view(person.row, person.dk, person.e164), dk=person.dk,
+        profile=profile, jurisdiction=decide(profile.residence, person.e164),
+        language=language_for(profile.language, person.e164), controller=controller.named,
+        retention=controller.retention_days,
+    )  # fmt: skip

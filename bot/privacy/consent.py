@@ -17,9 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import audit
-from bot.crypto import Keyring
+from bot.privacy.person import People
 from bot.store import Conn
-from bot.store import contacts as contact_store
 from bot.store import inbox as inbox_store
 from bot.store import messages as message_store
 from bot.store import policy as policy_store
@@ -105,19 +104,16 @@ class QuietRevocation:
     """Meta says the person stopped marketing (WhatsApp's own setting, or error
     131050): revoke at once, silently — a message now could itself be unwanted."""
 
-    def __init__(self, db: Database, keyring: Keyring, policy_version: str) -> None:
+    def __init__(self, db: Database, people: People, policy_version: str) -> None:
         self._db = db
-        self._kr = keyring
+        self._people = people
         self._policy_version = policy_version
 
     async def for_party(
         self, party: Party, method: str, now: float, finish: int | None = None
     ) -> None:
-        kr = self._kr
-        phone_index = kr.blind_index("phone", "+" + party.wa_id) if party.wa_id else None
-        user_index = kr.blind_index("bsuid", party.user_id) if party.user_id else None
-        row = await self._db.read(contact_store.find, phone_index, user_index)
-        await self._revoke(row.id if row else None, method, now, finish)
+        person = await self._people.find(party=party)
+        await self._revoke(person.contact_id if person else None, method, now, finish)
 
     async def for_message(self, message_id: str, now: float) -> None:
         contact_id = await self._db.read(message_store.contact_of, message_id)
@@ -137,7 +133,7 @@ class QuietRevocation:
             if store.consent_status(conn, contact_id, MARKETING) in ("granted", "pending"):
                 change(contact_id, "revoked", asked, now, None, policy_version=version,
                        method=method)(conn)  # fmt: skip
-                pseudonym = self._kr.blind_index("pseudonym", contact_id)
+                pseudonym = self._people.pseudonym(contact_id)
                 event = audit.Event(pseudonym, "consent_revoked", detail={"via": method})
                 audit.append(conn, [event])
 

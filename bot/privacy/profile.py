@@ -12,13 +12,14 @@ from typing import Any
 
 import orjson
 
-from bot.conversation.engine import HOME
 from bot.crypto import DataKey, open_sealed, seal
 
 
 @dataclass
 class Profile:
-    state: str = HOME
+    """`state` None: at the start (the flows' home), as for someone new or handed back."""
+
+    state: str | None = None
     since: float = 0.0
     slots: dict[str, Any] = field(default_factory=dict)
     language: str | None = None
@@ -34,7 +35,7 @@ class Profile:
         data = orjson.loads(open_sealed(dk, blob, f"contacts/profile/{contact_id}"))
         residence = data.get("residence")
         return cls(
-            state=data.get("state") or HOME,
+            state=data.get("state") or None,
             since=float(data.get("since") or 0.0),
             slots=dict(data.get("slots") or {}),
             language=data.get("language"),

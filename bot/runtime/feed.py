@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from bot.crypto import DataKey, Keyring, WrappedKey, open_sealed
+from bot.crypto import DataKey, open_sealed
+from bot.privacy.person import People, pace_key
 from bot.runtime.outbox import Outbox, OutItem
 from bot.store import messages as message_store
 from bot.store.db import Database
@@ -30,7 +31,7 @@ class OutboxFeed:
     def __init__(
         self,
         db: Database,
-        keyring: Keyring,
+        people: People,
         outbox: Outbox,
         system_key: Callable[[], DataKey | None],
         owner: str,
@@ -40,7 +41,7 @@ class OutboxFeed:
         clock: Callable[[], float],
     ) -> None:
         self._db = db
-        self._kr = keyring
+        self._people = people
         self._outbox = outbox
         self._system_key = system_key
         self._owner = owner
@@ -94,17 +95,17 @@ class OutboxFeed:
             dk, farewell = self._system_key(), True
             assert dk is not None
         else:
-            dk = self._kr.unwrap(row.data_key_id or "", WrappedKey(row.kid, row.wrapped))
+            dk = self._people.data_key(row.data_key_id or "", row.kid, row.wrapped)
             farewell = False
         body: dict[str, Any] = orjson.loads(open_sealed(dk, row.body, f"messages/body/{row.id}"))
         template = body.get("template", {}).get("name") if body.get("type") == "template" else None
         return OutItem(
             message_id=row.id,
-            recipient=row.contact_id or row.id,
+            recipient=pace_key(row.contact_id) if row.contact_id else row.id,
             body=body,
             attempts=row.attempts,
             farewell=farewell,
-            actor=self._kr.blind_index("pseudonym", row.contact_id) if row.contact_id else "system",
+            actor=self._people.pseudonym(row.contact_id) if row.contact_id else "system",
             category=row.category,
             template=template,
         )

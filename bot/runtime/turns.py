@@ -17,14 +17,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bot.crypto import DataKey, Keyring
+from bot.crypto import DataKey, Index, Keyring
 from bot.policy.limits import Limits, LimitsUnavailable
+from bot.privacy.consent import QuietRevocation
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.outbox import Outbox, OutItem
 from bot.store import inbox as inbox_store
 from bot.store import messages as message_store
 from bot.store.db import Database
-from bot.webhook.inbox import contact_index, open_event
+from bot.webhook.inbox import open_event
 from bot.whatsapp.errors import safe_title
 from bot.whatsapp.events import InboundMessage, PreferenceUpdate, StatusUpdate
 from bot.whatsapp.messages import read_receipt
@@ -49,6 +50,7 @@ class TurnRunner:
         keyring: Keyring,
         outbox: Outbox,
         conversation: ConversationTurn,
+        stops: QuietRevocation,
         *,
         mark_as_read: bool = True,
         max_active: int = 256,
@@ -60,6 +62,7 @@ class TurnRunner:
         self._keyring = keyring
         self._outbox = outbox
         self._conversation = conversation
+        self._stops = stops
         self._mark_as_read = mark_as_read
         self._slots = asyncio.Semaphore(max_active)
         self._clock = clock
@@ -209,16 +212,14 @@ class TurnRunner:
         elif isinstance(event, StatusUpdate):
             await self._status(pending, event, now)
         elif isinstance(event, PreferenceUpdate) and event.value == "stop":
-            await self._conversation.stops.for_party(
-                event.party, "whatsapp_preferences", now, finish=pending.id
-            )
+            await self._stops.for_party(event.party, "whatsapp_preferences", now, finish=pending.id)
         else:  # a "resume" or anything else: nothing to do but note it done
             await self._db.write(inbox_store.finish, pending.id, now)
 
     async def _status(
         self, pending: inbox_store.PendingEvent, status: StatusUpdate, now: float
     ) -> None:
-        wamid_index = self._keyring.blind_index("wamid", status.id)
+        wamid_index = self._keyring.blind_index(Index.WAMID, status.id)
         error = status.errors[0] if status.errors else None
 
         def unit(conn: Any) -> None:
@@ -241,13 +242,12 @@ class TurnRunner:
     async def _message_turn(
         self, pending: inbox_store.PendingEvent, msg: InboundMessage, now: float
     ) -> None:
-        items = await self._conversation.handle(pending, msg, now)
+        handled = await self._conversation.handle(pending, msg, now)
+        items = handled.items
         self._on_turn("replied" if items else "quiet")
         if self._mark_as_read and msg.is_user_content:
-            pace_key = contact_index(self._keyring, msg.sender) or ""
-            items.append(
-                OutItem(message_id="", recipient=pace_key, body=read_receipt(msg.id), durable=False)
-            )
+            receipt = read_receipt(msg.id)
+            items.append(OutItem("", recipient=handled.pace_key, body=receipt, durable=False))
         self._outbox.enqueue(items)
 
     async def _sweep_waiting(self) -> None:

@@ -25,7 +25,7 @@ _ADD = Query(insert(messages).values({c.name: bindparam(c.name) for c in message
 
 
 def add(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """New rows, each with every column (see `bot.runtime.records.message_row`)."""
+    """New rows, each with every column (see `bot.privacy.records.message_row`)."""
     _ADD.execute_many(conn, rows)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from bot.crypto import DataKey, Keyring, open_sealed, seal
+from bot.crypto import DataKey, Index, Keyring, open_sealed, seal
 from bot.whatsapp.events import (
     Event,
     InboundMessage,
@@ -29,9 +29,9 @@ INBOX_KEY_ID = "system-inbox"
 def contact_index(keyring: Keyring, party: Party) -> str | None:
     """The blind index a person is found by: their number if Meta gave it, else the BSUID."""
     if party.wa_id:
-        return keyring.blind_index("phone", "+" + party.wa_id.lstrip("+"))
+        return keyring.blind_index(Index.PHONE, "+" + party.wa_id.lstrip("+"))
     if party.user_id:
-        return keyring.blind_index("bsuid", party.user_id)
+        return keyring.blind_index(Index.BSUID, party.user_id)
     return None
 
 
@@ -94,7 +94,7 @@ def to_row(keyring: Keyring, event: Event) -> Row | None:
         return None
     ts = getattr(event, "timestamp", 0)
     return Row(
-        event_key=keyring.blind_index("event", key),
+        event_key=keyring.blind_index(Index.EVENT, key),
         kind=kind,
         contact_index=contact_index(keyring, party),
         meta_ts=ts,

@@ -1,0 +1,206 @@
+"""Who a message is from or for: the one way from a number or a WhatsApp party to a person.
+
+A person is found by the blind index of their number or of their BSUID (Meta's
+business-scoped user id, for people known without a number); their data key
+is unwrapped and their sealed profile opened once, here. Turns, business
+sends, the operator's commands and Meta's quiet stops all come through
+`People`, so a person is looked up, keyed and paced the same way whoever asks.
+
+Someone never met gets a new contact id and data key in memory; nothing is
+stored until the caller's unit calls `create`, in the same transaction as
+whatever made them known.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.crypto import DataKey, Index, Keyring, WrappedKey, seal
+from bot.privacy.profile import Profile
+from bot.store import Conn
+from bot.store import contacts as contact_store
+from bot.store.db import Database
+from bot.whatsapp.events import Party
+
+UNKNOWN = "unknown"  # the audit's subject for someone never met
+
+
+def pace_key(contact_id: str) -> str:
+    """The one key a person's outgoing messages are ordered and paced by (replies,
+    read receipts and business sends alike): their random contact id, which says
+    nothing about them and is the same in every worker."""
+    return contact_id
+
+
+@dataclass
+class Person:
+    """A person as a turn or a send needs them: found (`row`) or new (`created`)."""
+
+    contact_id: str
+    dk: DataKey
+    pseudonym: str  # how the audit log names them
+    phone_index: str | None
+    user_index: str | None
+    e164: str | None
+    row: contact_store.ContactRow | None = None  # None: never met
+    profile: Profile = field(default_factory=Profile)
+    created: dict[str, Any] | None = None  # the rows `create` stores for someone new
+
+    @property
+    def known(self) -> bool:
+        return self.row is not None
+
+    @property
+    def marketing(self) -> str | None:
+        """Their marketing consent status, as read with the contact."""
+        return self.row.marketing if self.row else None
+
+    @property
+    def indexes(self) -> list[str]:
+        return [i for i in (self.phone_index, self.user_index) if i]
+
+    @property
+    def pace_key(self) -> str:
+        return pace_key(self.contact_id)
+
+
+class People:
+    """Finds people and makes new ones; the only place that unwraps a person's key."""
+
+    def __init__(self, db: Database, keyring: Keyring) -> None:
+        self._db = db
+        self._kr = keyring
+
+    # Indexes -------------------------------------------------------------------------------
+
+    def indexes_of(self, party: Party) -> tuple[str | None, str | None]:
+        """(phone index, BSUID index) of whoever Meta says wrote or was written to."""
+        phone = self._kr.blind_index(Index.PHONE, _e164(party.wa_id)) if party.wa_id else None
+        user = self._kr.blind_index(Index.BSUID, party.user_id) if party.user_id else None
+        return phone, user
+
+    def contact_index(self, party: Party) -> str | None:
+        """The index a person's inbox events are grouped by: their number's if Meta
+        gave it, else their BSUID's."""
+        phone, user = self.indexes_of(party)
+        return phone or user
+
+    def pseudonym(self, contact_id: str) -> str:
+        return self._kr.blind_index(Index.PSEUDONYM, contact_id)
+
+    def data_key(self, key_id: str, kid: str, wrapped: bytes) -> DataKey:
+        return self._kr.unwrap(key_id, WrappedKey(kid, wrapped))
+
+    def forget(self, person: Person) -> None:
+        """After an erasure: drop their unwrapped key from this process's cache too."""
+        self._kr.forget(person.dk.key_id)
+
+    # Finding -------------------------------------------------------------------------------
+
+    async def find(self, *, e164: str | None = None, party: Party | None = None) -> Person | None:
+        """Someone already known, by number or by what Meta said of them; None if never met."""
+        if party is not None:
+            phone_index, user_index = self.indexes_of(party)
+            e164 = _e164(party.wa_id) if party.wa_id else None
+        else:
+            phone_index = self._kr.blind_index(Index.PHONE, e164) if e164 else None
+            user_index = None
+        row = await self._db.read(contact_store.find, phone_index, user_index)
+        if row is None:
+            return None
+        dk = self.data_key(row.data_key_id, row.kid, row.wrapped)
+        return Person(
+            row.id, dk, self.pseudonym(row.id), phone_index or row.phone_index,
+            user_index or row.user_index, e164, row=row,
+            profile=Profile.open(dk, row.id, row.profile_sealed),
+        )  # fmt: skip
+
+    async def of_party(self, party: Party, now: float) -> Person:
+        """Whoever wrote: found, or new (stored with the turn) with what Meta told us."""
+        found = await self.find(party=party)
+        if found is not None:
+            return found
+        phone_index, user_index = self.indexes_of(party)
+        e164 = _e164(party.wa_id) if party.wa_id else None
+        return self._new(
+            phone_index, user_index, e164, user_id=party.user_id, name=party.name, now=now,
+            last_inbound_at=now,
+        )  # fmt: skip
+
+    async def of_number(self, e164: str, now: float) -> Person:
+        """Whom the business writes to: found, or new (stored with the message)."""
+        found = await self.find(e164=e164)
+        if found is not None:
+            return found
+        phone_index = self._kr.blind_index(Index.PHONE, e164)
+        return self._new(phone_index, None, e164, user_id=None, name=None, now=now)
+
+    def _new(
+        self,
+        phone_index: str | None,
+        user_index: str | None,
+        e164: str | None,
+        *,
+        user_id: str | None,
+        name: str | None,
+        now: float,
+        last_inbound_at: float | None = None,
+    ) -> Person:
+        contact_id = uuid.uuid4().hex
+        dk, wrapped = self._kr.new_data_key(uuid.uuid4().hex)
+        created = _new_rows(
+            dk, wrapped, contact_id, phone_index=phone_index, user_index=user_index, e164=e164,
+            user_id=user_id, name=name, now=now, last_inbound_at=last_inbound_at,
+        )  # fmt: skip
+        return Person(
+            contact_id, dk, self.pseudonym(contact_id), phone_index, user_index, e164,
+            created=created,
+        )  # fmt: skip
+
+
+def create(conn: Conn, person: Person, **columns: Any) -> None:
+    """Store someone new (with extra contact columns, e.g. `initiated_at`); known
+    people are left as they are."""
+    if person.created is not None:
+        contact = {**person.created["contact"], **columns}
+        contact_store.create(conn, key=person.created["key"], contact=contact)
+
+
+def _e164(wa_id: str) -> str:
+    return "+" + wa_id.lstrip("+")
+
+
+def _new_rows(
+    dk: DataKey,
+    wrapped: WrappedKey,
+    contact_id: str,
+    *,
+    phone_index: str | None,
+    user_index: str | None,
+    e164: str | None,
+    user_id: str | None,
+    name: str | None,
+    now: float,
+    last_inbound_at: float | None,
+) -> dict[str, Any]:
+    def sealed(column: str, value: str | None) -> bytes | None:
+        if value is None:
+            return None
+        return seal(dk, value.encode(), f"contacts/{column}/{contact_id}")
+
+    return {
+        "key": {"id": dk.key_id, "kid": wrapped.kid, "wrapped": wrapped.wrapped, "created_at": now},
+        "contact": {
+            "id": contact_id,
+            "phone_index": phone_index,
+            "user_index": user_index,
+            "data_key_id": dk.key_id,
+            "phone_sealed": sealed("phone", e164),
+            "user_id_sealed": sealed("user_id", user_id),
+            "name_sealed": sealed("name", name),
+            "created_at": now,
+            "last_inbound_at": last_inbound_at,
+        },
+    }

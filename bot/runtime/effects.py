@@ -1,0 +1,219 @@
+"""What the flows' actions do, and how their conditions are judged, inside one turn.
+
+A flow file names actions (`do:`) and conditions (`if:`) from the fixed tables
+in `bot.conversation.actions`; this module holds one handler per action
+(`@handles`) and one check per condition (`@condition`), looked up by name.
+A test checks that both tables are complete. Handlers only add to the turn:
+replies to send, store operations and audit events that commit with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from bot import audit
+from bot.conversation.actions import ACTIONS, CONDITIONS
+from bot.conversation.engine import Condition, Effect, Guard
+from bot.conversation.render import Renderer, language_name
+from bot.crypto import Index, Keyring
+from bot.privacy import access, consent
+from bot.privacy.controller import Controller
+from bot.privacy.jurisdiction import Jurisdiction, decide, language_for, parse_residence
+from bot.privacy.person import Person
+from bot.store import Unit
+from bot.store.db import Database
+from bot.whatsapp.events import InboundMessage
+from bot.whatsapp.messages import Document, Outbound, Text
+
+
+@dataclass
+class Deps:
+    """What handlers use besides the turn itself."""
+
+    db: Database
+    keyring: Keyring
+    renderer: Renderer
+    controller: Controller
+
+
+@dataclass
+class Turn:
+    """One turn under way: who wrote, what, and what it has produced so far."""
+
+    person: Person
+    msg: InboundMessage
+    now: float
+    jurisdiction: Jurisdiction
+    language: str
+    replies: list[Outbound] = field(default_factory=list)
+    ops: list[Unit] = field(default_factory=list)
+    events: list[audit.Event] = field(default_factory=list)
+    erased: bool = False
+    handoff: bool = False
+    handed_back: bool = False
+
+    @property
+    def law(self) -> str:
+        return self.jurisdiction.law.value
+
+
+Handler = Callable[[Deps, Turn, Effect], Awaitable[None]]
+HANDLERS: dict[str, Handler] = {}
+CONDITION_CHECKS: dict[str, Condition] = {}
+
+
+def handles(action: str) -> Callable[[Handler], Handler]:
+    assert action in ACTIONS, action
+
+    def register(fn: Handler) -> Handler:
+        HANDLERS[action] = fn
+        return fn
+
+    return register
+
+
+def condition(name: str) -> Callable[[Condition], Condition]:
+    assert name in CONDITIONS, name
+
+    def register(fn: Condition) -> Condition:
+        CONDITION_CHECKS[name] = fn
+        return fn
+
+    return register
+
+
+async def carry_out(deps: Deps, turn: Turn, effect: Effect) -> None:
+    await HANDLERS[effect.action](deps, turn, effect)
+
+
+# Conditions ---------------------------------------------------------------------------------
+
+
+@condition("consent_requested")
+def _consent_requested(guard: Guard) -> bool:
+    asked = guard.slots.get("consent_request")
+    if not asked:
+        return False
+    lapses = guard.state.expires_after
+    return lapses is None or guard.now - float(asked["asked_at"]) <= lapses
+
+
+@condition("residence_understood")
+def _residence_understood(guard: Guard) -> bool:
+    return parse_residence(_residence_input(guard.input_id)) is not None
+
+
+def _residence_input(input_id: str | None) -> str:
+    """A `residence.XX` row's country, or the typed text as it is."""
+    return (input_id or "").removeprefix("residence.")
+
+
+# Consent ------------------------------------------------------------------------------------
+
+
+@handles("request_consent")
+async def _request_consent(deps: Deps, turn: Turn, effect: Effect) -> None:
+    msg, person = turn.msg, turn.person
+    version = deps.controller.policy_version
+    source = "referral" if msg.referral else "chat"
+    if msg.referral:
+        source = "referral:" + str(msg.referral.get("source_id") or "ad")[:50]
+    asked = {
+        "asked_at": turn.now, "law": turn.law, "lang": turn.language, "source": source,
+        "policy": version,
+    }  # fmt: skip
+    person.profile.slots["consent_request"] = asked
+    if person.marketing != "granted":
+        turn.ops.append(
+            consent.change(person.contact_id, "pending", asked, turn.now, None,
+                           policy_version=version)
+        )  # fmt: skip
+
+
+@handles("grant_consent")
+async def _grant_consent(deps: Deps, turn: Turn, effect: Effect) -> None:
+    person = turn.person
+    ops, events = consent.grant(
+        person.contact_id, person.pseudonym, person.profile.slots.pop("consent_request"),
+        deps.keyring.blind_index(Index.WAMID, turn.msg.id),
+        (person.phone_index, person.user_index), turn.now, deps.controller.policy_version,
+    )  # fmt: skip
+    turn.ops += ops
+    turn.events += events
+
+
+@handles("revoke_consent")
+async def _revoke_consent(deps: Deps, turn: Turn, effect: Effect) -> None:
+    person = turn.person
+    person.profile.slots.pop("consent_request", None)
+    ops, events = consent.revoke(
+        person.contact_id, person.pseudonym, person.marketing,
+        {"law": turn.law, "lang": turn.language}, person.phone_index or person.user_index,
+        turn.now, deps.controller.policy_version,
+    )  # fmt: skip
+    turn.ops += ops
+    turn.events += events
+
+
+# Access, export, erasure, handoff -----------------------------------------------------------
+
+
+@handles("show_data")
+async def _show_data(deps: Deps, turn: Turn, effect: Effect) -> None:
+    person = turn.person
+    held = await deps.db.read(access.read_held, person.contact_id, person.pseudonym, False)
+    handoffs = sum(1 for a in held.audit if a["event"] == "handoff_started")
+
+    def text(message_id: str, **params: Any) -> str:
+        return deps.renderer.text(turn.language, turn.law, message_id, **params)
+
+    summary = access.summary_lines(
+        held, e164=person.e164, jurisdiction=turn.jurisdiction, language=turn.language,
+        language_name=language_name(turn.language), handoffs=handoffs, text=text,
+        retention=deps.controller.retention_days,
+    )  # fmt: skip
+    turn.replies.append(Text(summary[:4096]))
+    turn.events.append(audit.Event(person.pseudonym, "data_access", detail={"via": "chat"}))
+
+
+@handles("export_data")
+async def _export_data(deps: Deps, turn: Turn, effect: Effect) -> None:
+    doc = await access.export_of(deps.db, turn.person, deps.controller)
+    caption = deps.renderer.text(turn.language, turn.law, "my_data.exported")
+    upload = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    document = Document(media_id="", filename="my-data.json", caption=caption, upload=upload)
+    turn.replies.append(document)
+    turn.events.append(audit.Event(turn.person.pseudonym, "data_export", detail={"via": "chat"}))
+
+
+@handles("erase_data")
+async def _erase_data(deps: Deps, turn: Turn, effect: Effect) -> None:
+    turn.erased = True  # carried out at commit, after everything else the turn stores
+
+
+@handles("handoff")
+async def _handoff(deps: Deps, turn: Turn, effect: Effect) -> None:
+    turn.handoff = True
+    turn.events.append(audit.Event(turn.person.pseudonym, "handoff_started"))
+
+
+# What the person chose ----------------------------------------------------------------------
+
+
+@handles("set_language")
+async def _set_language(deps: Deps, turn: Turn, effect: Effect) -> None:
+    if effect.input_id:
+        turn.person.profile.language = effect.input_id.removeprefix("language.")
+        turn.language = language_for(turn.person.profile.language, turn.person.e164)
+
+
+@handles("set_residence")
+async def _set_residence(deps: Deps, turn: Turn, effect: Effect) -> None:
+    stated = parse_residence(_residence_input(effect.input_id))
+    if stated is not None:  # the flow's `residence_understood` condition made sure
+        turn.person.profile.residence = stated
+        turn.jurisdiction = decide(stated, turn.person.e164)
