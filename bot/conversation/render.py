@@ -17,6 +17,15 @@ from bot.i18n import Texts
 from bot.privacy.jurisdiction import OTHER, SHIPPED_LANGUAGES, country_choices
 from bot.whatsapp.messages import Button, Buttons, ListMessage, Outbound, Row, Text
 
+# The ids of the rows a `rows_from` list is filled with: a prefix, then the value.
+ROW_ID_PREFIX = {"countries": "residence.", "languages": "language."}
+
+
+def picked(input_id: str | None, rows_from: str) -> str:
+    """What the person chose from a `rows_from` list (the row id's value), or, for
+    typed text, the text as it is."""
+    return (input_id or "").removeprefix(ROW_ID_PREFIX[rows_from])
+
 
 def language_name(code: str) -> str:
     """Each language in its own words: people look for the one they read."""
@@ -53,13 +62,14 @@ class Renderer:
         if state.rows_from == "countries":
             return tuple(
                 Row(
-                    f"residence.{code}",
+                    ROW_ID_PREFIX["countries"] + code,
                     self.text(lang, law, "residence.other") if code == OTHER else name,
                 )
                 for code, name in country_choices(lang)
             )
         if state.rows_from == "languages":
-            return tuple(Row(f"language.{c}", language_name(c)) for c in SHIPPED_LANGUAGES)
+            prefix = ROW_ID_PREFIX["languages"]
+            return tuple(Row(prefix + c, language_name(c)) for c in SHIPPED_LANGUAGES)
         return tuple(self._row(o, lang, law) for o in state.rows)
 
     def _row(self, option: Option, lang: str, law: str) -> Row:

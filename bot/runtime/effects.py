@@ -18,7 +18,7 @@ import orjson
 from bot import audit
 from bot.conversation.actions import ACTIONS, CONDITIONS
 from bot.conversation.engine import Condition, Effect, Guard
-from bot.conversation.render import Renderer, language_name
+from bot.conversation.render import Renderer, language_name, picked
 from bot.crypto import Index, Keyring
 from bot.privacy import access, consent
 from bot.privacy.controller import Controller
@@ -104,12 +104,7 @@ def _consent_requested(guard: Guard) -> bool:
 
 @condition("residence_understood")
 def _residence_understood(guard: Guard) -> bool:
-    return parse_residence(_residence_input(guard.input_id)) is not None
-
-
-def _residence_input(input_id: str | None) -> str:
-    """A `residence.XX` row's country, or the typed text as it is."""
-    return (input_id or "").removeprefix("residence.")
+    return parse_residence(picked(guard.input_id, "countries")) is not None
 
 
 # Consent ------------------------------------------------------------------------------------
@@ -207,13 +202,13 @@ async def _handoff(deps: Deps, turn: Turn, effect: Effect) -> None:
 @handles("set_language")
 async def _set_language(deps: Deps, turn: Turn, effect: Effect) -> None:
     if effect.input_id:
-        turn.person.profile.language = effect.input_id.removeprefix("language.")
+        turn.person.profile.language = picked(effect.input_id, "languages")
         turn.language = language_for(turn.person.profile.language, turn.person.e164)
 
 
 @handles("set_residence")
 async def _set_residence(deps: Deps, turn: Turn, effect: Effect) -> None:
-    stated = parse_residence(_residence_input(effect.input_id))
+    stated = parse_residence(picked(effect.input_id, "countries"))
     if stated is not None:  # the flow's `residence_understood` condition made sure
         turn.person.profile.residence = stated
         turn.jurisdiction = decide(stated, turn.person.e164)
