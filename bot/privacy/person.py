@@ -76,16 +76,7 @@ class People:
     # Indexes -------------------------------------------------------------------------------
 
     def indexes_of(self, party: Party) -> tuple[str | None, str | None]:
-        """(phone index, BSUID index) of whoever Meta says wrote or was written to."""
-        phone = self._kr.blind_index(Index.PHONE, _e164(party.wa_id)) if party.wa_id else None
-        user = self._kr.blind_index(Index.BSUID, party.user_id) if party.user_id else None
-        return phone, user
-
-    def contact_index(self, party: Party) -> str | None:
-        """The index a person's inbox events are grouped by: their number's if Meta
-        gave it, else their BSUID's."""
-        phone, user = self.indexes_of(party)
-        return phone or user
+        return indexes_of(self._kr, party)
 
     def pseudonym(self, contact_id: str) -> str:
         return self._kr.blind_index(Index.PSEUDONYM, contact_id)
@@ -158,6 +149,20 @@ class People:
             contact_id, dk, self.pseudonym(contact_id), phone_index, user_index, e164,
             created=created,
         )  # fmt: skip
+
+
+def indexes_of(keyring: Keyring, party: Party) -> tuple[str | None, str | None]:
+    """(phone index, BSUID index) of whoever Meta says wrote or was written to."""
+    phone = keyring.blind_index(Index.PHONE, _e164(party.wa_id)) if party.wa_id else None
+    user = keyring.blind_index(Index.BSUID, party.user_id) if party.user_id else None
+    return phone, user
+
+
+def contact_index(keyring: Keyring, party: Party) -> str | None:
+    """The index a person's inbox events are grouped by (and turn workers split
+    people by): their number's if Meta gave it, else their BSUID's."""
+    phone, user = indexes_of(keyring, party)
+    return phone or user
 
 
 def create(conn: Conn, person: Person, **columns: Any) -> None:
