@@ -24,12 +24,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bot.config import MasterKey
+from bot.errors import BotError
 
 _VERSION = 1
 _NONCE = 12
 
 
-class CryptoError(Exception):
+class CryptoError(BotError):
     """A value could not be opened: wrong key, wrong place, or tampered."""
 
 

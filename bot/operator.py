@@ -16,6 +16,7 @@ from bot import audit
 from bot.config import Settings
 from bot.conversation.engine import HOME
 from bot.crypto import Keyring, WrappedKey
+from bot.errors import BotError
 from bot.policy.business import Queued, SendRefused, TemplateSend, queue_template
 from bot.privacy import access, erasure
 from bot.privacy.jurisdiction import decide, language_for
@@ -27,7 +28,7 @@ from bot.store.db import Database
 OPERATOR = "operator"
 
 
-class OperatorError(Exception):
+class OperatorError(BotError):
     """A one-line reason for the command to print before exiting non-zero."""
 
 

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from bot import audit
 from bot.crypto import DataKey, Keyring, WrappedKey
+from bot.errors import BotError
 from bot.policy.gate import Category, Facts, Reason, Request, business_initiated, decide
 from bot.policy.sending import refusal_event, template_status
 from bot.policy.templates import Registry, TemplateRefused
@@ -34,7 +35,7 @@ from bot.whatsapp.messages import Outbound, Recipient, Text, graph_body
 OPERATOR = "operator"
 
 
-class SendRefused(Exception):
+class SendRefused(BotError):
     def __init__(self, reason: Reason) -> None:
         super().__init__(reason.value)
         self.reason = reason

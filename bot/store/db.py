@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Dialect, Engine, create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 
+from bot.errors import BotError
 from bot.store.writer import (
     LOCK_RETRY,
     AsyncChannel,
@@ -50,7 +51,7 @@ MMAP_BYTES = 256 * 1024 * 1024  # pages read from the mapping: see `_sqlite_prag
 NO_WAIT = "no_wait_for_lock"  # connection info flag: raise WriteLockBusy instead of waiting
 
 
-class WriteLockBusy(Exception):
+class WriteLockBusy(BotError):
     """Another process holds SQLite's write lock (inline mode waits for it asynchronously)."""
 
 

@@ -27,6 +27,8 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.errors import BotError
+
 T = TypeVar("T")
 Unit = Callable[[Connection], Any]
 LOCK_RETRY = 0.0005  # seconds between tries for SQLite's write lock held by another process
@@ -34,7 +36,7 @@ LOCK_RETRY = 0.0005  # seconds between tries for SQLite's write lock held by ano
 log = logging.getLogger(__name__)
 
 
-class WriterClosed(RuntimeError):
+class WriterClosed(BotError, RuntimeError):
     """The writer is shutting down and takes no more work."""
 
 
