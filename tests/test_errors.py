@@ -20,10 +20,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 import bot
 from bot.errors import BotError
+from bot.simulator import webhooks
 from bot.store import StoreUnavailable
 from bot.store import db as db_module
 from bot.store.db import Bare, Database, Query, WriteLockBusy, hot, unavailable
-from tests.conftest import PG_URL, eventually, require, reset_postgres
+from tests.conftest import PG_URL, PHONE_NUMBER_ID, Bot, eventually, require, reset_postgres
 
 # Not importable on their own: the command-line entry point runs at import, and
 # the migration environment needs alembic's context.
@@ -326,3 +327,29 @@ def test_what_counts_as_unavailable() -> None:
     assert unavailable(sqlite3.IntegrityError("UNIQUE constraint failed")) is None
     assert unavailable(StoreUnavailable("already translated")) is None  # passed on as it is
     assert unavailable(ValueError("a bug")) is None
+
+
+# --- end to end: what the bot does when its store is away ---------------------------------
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_delivery_the_store_cannot_take_is_not_acknowledged_and_is_taken_again(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process keeps the write lock past the timeout: the webhook answers 503
+    (Meta delivers again later) and takes the same delivery once the lock is free."""
+    monkeypatch.setattr(db_module, "BUSY_TIMEOUT_MS", 200)
+    body, _ = webhooks.message(PHONE_NUMBER_ID, PHONE, webhooks.text("hi"))
+    other = sqlite3.connect(bot.settings.DATABASE_URL.split(":///", 1)[1], isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        refused = await bot.post(body)
+        assert (refused.status_code, refused.text) == (503, "storage unavailable, retry later")
+    finally:
+        other.rollback()
+        other.close()
+    metrics = (await bot.http.get(bot.url + "/metrics")).text
+    assert 'bot_webhook_deliveries_total{outcome="store_unavailable"} 1.0' in metrics
+    assert (await bot.post(body)).status_code == 200
+    (reply,) = await bot.replies(1)
+    assert reply.to == PHONE.lstrip("+")

@@ -20,6 +20,7 @@ import orjson
 
 from bot.crypto import DataKey, Keyring, WrappedKey, open_sealed
 from bot.runtime.outbox import Outbox, OutItem
+from bot.store import StoreUnavailable
 from bot.store import messages as message_store
 from bot.store.db import Database
 
@@ -77,7 +78,7 @@ class OutboxFeed:
                     last_renewal = now
                 if await self._db.read(message_store.claimable, now):
                     await self._claim(takeover=False)
-            except Exception as exc:  # the store is away: try again next round
+            except StoreUnavailable as exc:  # the store is away: try again next round
                 log.error("outbox feed could not reach the store (%s)", type(exc).__name__)
 
     async def _claim(self, *, takeover: bool) -> None:
