@@ -67,7 +67,7 @@ class AsyncChannel:
         try:
             assert self._conn is not None
             await self._conn.rollback()
-        except Exception:
+        except Exception:  # broad: whatever failed, the connection is not to be trusted
             if self._conn is not None:
                 await self._conn.invalidate()
                 await self._conn.close()
@@ -246,13 +246,13 @@ class Writer:
         units = [u for u, _ in batch]
         try:
             results = await self._channel.run(units, self._hold)
-        except Exception:
+        except Exception:  # broad: any unit may fail any way; each is retried alone below
             log.warning("group commit of %d units failed; retrying them one by one", len(units))
             await self._channel.reset()
             for unit, fut in batch:
                 try:
                     (result,) = await self._channel.run([unit])
-                except Exception as exc:
+                except Exception as exc:  # broad: handed on as it is; Database.write judges it
                     await self._channel.reset()
                     if not fut.done():
                         fut.set_exception(exc)
