@@ -17,12 +17,14 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.errors import BotError
+
 DEFAULT_API_URL = "https://graph.facebook.com/v21.0"
 SIMULATOR_PHONE_NUMBER_ID = "100000000000001"
 PROJECT = Path(__file__).resolve().parents[1]  # the checkout: flows/ and locales/ live here
 
 
-class SettingsError(Exception):
+class SettingsError(BotError):
     """A setting is missing or malformed; the message names the variable."""
 
 

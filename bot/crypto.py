@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bot.config import MasterKey
+from bot.errors import BotError
 
 _VERSION = 1
 _NONCE = 12
@@ -41,7 +42,7 @@ class Index(StrEnum):
     EVENT = "event"  # an inbox event's deduplication key
 
 
-class CryptoError(Exception):
+class CryptoError(BotError):
     """A value could not be opened: wrong key, wrong place, or tampered."""
 
 

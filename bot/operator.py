@@ -15,6 +15,7 @@ import phonenumbers
 from bot import audit
 from bot.config import Settings
 from bot.crypto import Keyring
+from bot.errors import BotError
 from bot.policy.business import Queued, SendRefused, TemplateSend, queue_template
 from bot.privacy import access, erasure
 from bot.privacy.controller import Controller
@@ -26,7 +27,7 @@ from bot.store.db import Database
 OPERATOR = "operator"
 
 
-class OperatorError(Exception):
+class OperatorError(BotError):
     """A one-line reason for the command to print before exiting non-zero."""
 
 

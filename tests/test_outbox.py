@@ -135,6 +135,7 @@ async def test_a_send_the_store_cannot_record_is_recorded_later_not_sent_again(
     """Meta accepted the reply, then the store failed: what is retried is the record,
     never the send (a second send would reach the person twice)."""
     from bot.runtime import outbox as outbox_module
+    from bot.store import StoreUnavailable
 
     real = outbox_module.store.mark_sent
     failures = []
@@ -142,7 +143,7 @@ async def test_a_send_the_store_cannot_record_is_recorded_later_not_sent_again(
     def flaky(conn, message_id: str, wamid_index: str | None, now: float):
         if not failures:
             failures.append(message_id)
-            raise RuntimeError("the store is away")
+            raise StoreUnavailable("the store is away")
         return real(conn, message_id, wamid_index, now)
 
     monkeypatch.setattr(outbox_module.store, "mark_sent", flaky)

@@ -20,6 +20,7 @@ from bot.crypto import Index
 from bot.privacy import retention
 from bot.privacy.retention import purge
 from bot.simulator import webhooks
+from bot.store import StoreUnavailable
 from bot.store.tables import AuditEntry
 from tests.conftest import PHONE_NUMBER_ID, Bot, eventually
 from tests.flowkit import BRAZIL, CALIFORNIA, GERMANY, INDIANA, SINGAPORE, UK, say, tap
@@ -234,7 +235,7 @@ async def test_the_timer_logs_each_run_and_survives_a_failing_one(
     async def flaky(*args: Any, **kw: Any) -> dict[str, int]:
         calls.append(kw["now"])
         if len(calls) == 1:
-            raise RuntimeError("database went away")
+            raise StoreUnavailable("database went away")
         result = await real(*args, **kw)
         stop.set()
         return result

@@ -18,13 +18,14 @@ from typing import Any
 import yaml
 
 from bot.conversation.actions import ACTIONS, CONDITIONS
+from bot.errors import BotError
 
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 LIST_SOURCES = ("countries", "languages")
 
 
-class FlowError(Exception):
+class FlowError(BotError):
     """A flow file is wrong; the message starts with `file:line:`."""
 
     def __init__(self, where: Where, message: str) -> None:

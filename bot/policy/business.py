@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from bot import audit
+from bot.errors import BotError
 from bot.policy.gate import Category, Facts, Reason, Request, business_initiated, decide
 from bot.policy.sending import refusal_event, template_status
 from bot.policy.templates import Registry, TemplateRefused
@@ -32,7 +33,7 @@ from bot.whatsapp.messages import Outbound, Recipient, Text, graph_body
 OPERATOR = "operator"
 
 
-class SendRefused(Exception):
+class SendRefused(BotError):
     def __init__(self, reason: Reason) -> None:
         super().__init__(reason.value)
         self.reason = reason

@@ -28,6 +28,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from bot.errors import BotError
+
 MAX_KEYS = 100_000  # per kind, in process; least recently used beyond this are dropped
 SLACK = 1e-9  # tokens: a wait of exactly the returned seconds must succeed despite rounding
 # Idle state outlives its usefulness by this much, because expiry runs on Redis'
@@ -36,7 +38,7 @@ MARGIN = 60.0
 MAX_BUCKET_TTL = 30 * 86_400.0  # a bucket idle this long is forgotten (starts full) regardless
 
 
-class LimitsUnavailable(Exception):
+class LimitsUnavailable(BotError):
     """The shared store did not answer in time; the caller decides to fail open or closed."""
 
 

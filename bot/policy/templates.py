@@ -21,6 +21,7 @@ import yaml
 
 from bot.config import PROJECT
 from bot.conversation.flowfile import _Loader as _FlowLoader
+from bot.errors import BotError
 from bot.privacy.jurisdiction import SHIPPED_LANGUAGES
 from bot.whatsapp.messages import Template
 
@@ -39,7 +40,7 @@ TEMPLATE_LANGUAGE = "template_language"
 TEMPLATE_PARAMS = "template_params"
 
 
-class TemplateFileError(Exception):
+class TemplateFileError(BotError):
     """The registry (or a list the checker reads) is malformed: `file:line: reason`."""
 
     def __init__(self, file: str, line: int | None, reason: str) -> None:
@@ -47,7 +48,7 @@ class TemplateFileError(Exception):
         self.file, self.line, self.reason = file, line, reason
 
 
-class TemplateRefused(Exception):
+class TemplateRefused(BotError):
     """Meta would refuse this send. `reason` is one of the names above (as in `policy.gate`);
     the detail names parameters, never their values, which may be personal."""
 
@@ -131,7 +132,7 @@ class Registry:
 # --- reading the file -----------------------------------------------------------------------
 
 
-class _Twice(yaml.constructor.ConstructorError):
+class _Twice(BotError, yaml.constructor.ConstructorError):
     """A key written twice: valid YAML, but the first entry would silently be lost."""
 
 

@@ -93,9 +93,9 @@ async def purge_forever(
 ) -> None:
     """The server's timer: purge at start, then every `BOT_PURGE_INTERVAL` seconds.
 
-    A failing run is logged and retried at the next interval; the timer itself
-    only ends when `stop` is set (or the task is cancelled). Interval 0 is off;
-    `interval` overrides the setting (tests use fractions of a second).
+    A failing run (the store away, or anything else) is logged and retried at the next
+    interval; the timer itself only ends when `stop` is set (or the task is cancelled).
+    Interval 0 is off; `interval` overrides the setting (tests use fractions of a second).
     """
     interval = settings.BOT_PURGE_INTERVAL if interval is None else interval
     if interval <= 0:
@@ -114,7 +114,7 @@ async def _run_once(
     clock: Callable[[], float],
     interval: float,
 ) -> None:
-    """One logged run; an error is logged (type and place only) and not raised."""
+    """One logged run; a store that is away is logged (type and place only), not raised."""
     started = time.monotonic()
     try:
         counts = await purge(
@@ -122,7 +122,7 @@ async def _run_once(
         )
     except WriterClosed:
         return  # shutting down
-    except Exception:
+    except Exception:  # broad: whatever failed, retention must run again next interval
         log.exception("retention purge failed; trying again in %gs", interval)
         return
     log.info(

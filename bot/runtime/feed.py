@@ -21,6 +21,7 @@ import orjson
 from bot.crypto import DataKey, open_sealed
 from bot.privacy.person import People, pace_key
 from bot.runtime.outbox import Outbox, OutItem
+from bot.store import StoreUnavailable
 from bot.store import messages as message_store
 from bot.store.db import Database
 
@@ -78,8 +79,10 @@ class OutboxFeed:
                     last_renewal = now
                 if await self._db.read(message_store.claimable, now):
                     await self._claim(takeover=False)
-            except Exception as exc:  # the store is away: try again next round
+            except StoreUnavailable as exc:  # the store is away: try again next round
                 log.error("outbox feed could not reach the store (%s)", type(exc).__name__)
+            except Exception:  # broad: a bug must not end the feed (nothing would be sent)
+                log.exception("outbox feed round failed; trying again next round")
 
     async def _claim(self, *, takeover: bool) -> None:
         rows = await self._db.write(

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
+from bot.store import StoreUnavailable
 from bot.store import inbox as inbox_store
 from bot.store.db import Database
 
@@ -75,8 +76,12 @@ class InboxWatch:
                     rescanned = time.monotonic()
                     self._notify(self._mine(await self._db.read(inbox_store.pending_contacts)))
                 rows = await self._db.read(inbox_store.pending_after, mark, BATCH)
-            except Exception as exc:  # the store is away: try again shortly
+            except StoreUnavailable as exc:  # the store is away: try again shortly
                 log.error("could not read the inbox (%s)", type(exc).__name__)
+                await self._pause(1.0)
+                continue
+            except Exception:  # broad: a bug must not end the watch (no turn would run)
+                log.exception("inbox watch round failed; trying again shortly")
                 await self._pause(1.0)
                 continue
             if rows:

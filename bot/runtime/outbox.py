@@ -28,7 +28,7 @@ from bot import audit
 from bot.policy.sending import SendGate
 from bot.runtime.alerts import FailureWatch
 from bot.runtime.pacing import PAUSE_ALL, PAUSE_MARKETING, Pacing
-from bot.store import Conn
+from bot.store import Conn, StoreUnavailable
 from bot.store import messages as store
 from bot.store.db import Database
 from bot.whatsapp.client import GraphClient
@@ -202,8 +202,12 @@ class Outbox:
             self.in_flight += 1
             try:
                 done = await self._attempt(item)
-            except Exception as exc:  # the store is away: keep the message, try again soon
+            except StoreUnavailable as exc:  # the store is away: keep the message, try again soon
                 log.error("send postponed: the store failed (%s)", type(exc).__name__)
+                item.not_before = self._clock() + STORE_RETRY
+                done = False
+            except Exception:  # broad: a bug must not end this send worker; keep the message
+                log.exception("send postponed: the attempt failed")
                 item.not_before = self._clock() + STORE_RETRY
                 done = False
             finally:
@@ -285,7 +289,7 @@ class Outbox:
                     try:
                         await self._db.write(unit)
                         return
-                    except Exception as exc:  # never send it again: record it again
+                    except StoreUnavailable as exc:  # never send it again: record it again
                         log.error("recording a send failed (%s); retrying", type(exc).__name__)
                         await asyncio.sleep(STORE_RETRY)
             finally:

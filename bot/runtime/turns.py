@@ -22,6 +22,7 @@ from bot.policy.limits import Limits, LimitsUnavailable
 from bot.privacy.consent import QuietRevocation
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.outbox import Outbox, OutItem
+from bot.store import StoreUnavailable
 from bot.store import inbox as inbox_store
 from bot.store import messages as message_store
 from bot.store.db import Database
@@ -130,7 +131,7 @@ class TurnRunner:
             self._again.discard(ci)
             try:
                 events = await self._db.read(inbox_store.next_pending, ci, BATCH)
-            except Exception as exc:  # the store is unreachable: wait, then try again
+            except StoreUnavailable as exc:  # the store is unreachable: wait, then try again
                 log.error("could not read pending events (%s)", type(exc).__name__)
                 await asyncio.sleep(1.0)
                 continue
@@ -187,7 +188,7 @@ class TurnRunner:
         try:
             await self._process(pending)
             return True
-        except Exception:
+        except Exception:  # broad: a turn that failed for any reason is logged and retried
             log.exception("turn failed: inbox_id=%d attempt=%d", pending.id, pending.attempts + 1)
             self._on_turn("error")
             dropped = await self._db.write(
@@ -258,7 +259,7 @@ class TurnRunner:
                 if self._locks is not None:  # events a dead worker took in
                     before = self._clock() - ORPHAN_AFTER
                     again += await self._db.read(inbox_store.stale_contacts, before)
-            except Exception:
+            except Exception:  # broad: the sweeper must outlive a bug as well as the store
                 log.exception("could not requeue waiting status events")
                 continue
             self.notify(again)

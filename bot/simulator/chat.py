@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import httpx
 
 from bot.config import Settings
+from bot.errors import BotError
 from bot.simulator.routes import TEXT_MAX, own_url, parse_e164
 
 REPLY_WAIT = 3.0  # how long to wait for the bot's answer before the next prompt
@@ -30,7 +31,7 @@ STARTUP_TIMEOUT = 30.0
 HELP = "Type a message and press Enter, a number to tap that button, /quit to leave."
 
 
-class ChatError(Exception):
+class ChatError(BotError):
     """Something stops the chat; the message is the one line shown to the user."""
 
 

@@ -21,6 +21,7 @@ import phonenumbers
 from quart import Blueprint, Quart, Response, request
 
 from bot.config import Settings, SettingsError
+from bot.errors import BotError
 from bot.simulator import webhooks
 from bot.simulator.fake_graph import FakeGraph, SentMessage, create_blueprint
 
@@ -40,7 +41,7 @@ CSP = (
 )
 
 
-class BadRequest(ValueError):
+class BadRequest(BotError, ValueError):
     """The page or a script sent something the simulator cannot turn into a webhook."""
 
 

@@ -8,6 +8,10 @@ statements every delivery and turn makes (`Query`) skip SQLAlchemy's execution
 layer: compiled once per dialect, run straight through the driver; a read made
 of them alone (`hot`) runs on SQLite without a pooled connection at all.
 
+When the database is away, locked or full, the driver's error is translated
+here, at the door, into `StoreUnavailable` (see `unavailable`), whichever path
+failed: a hot read, a pooled read, a group commit, a connection.
+
 PostgreSQL is reached through SQLAlchemy's async engine (asyncpg). SQLite is
 reached through its standard driver from threads: the writer has a thread of
 its own, reads a small pool, and each read or batch is one hop to its thread.
@@ -29,9 +33,13 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Dialect, Engine, create_engine, event, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi as AsyncpgErrors
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 
+from bot.errors import BotError
+from bot.store.errors import StoreUnavailable
 from bot.store.writer import (
     LOCK_RETRY,
     AsyncChannel,
@@ -48,10 +56,62 @@ READ_THREADS = 4
 BUSY_TIMEOUT_MS = 10_000
 MMAP_BYTES = 256 * 1024 * 1024  # pages read from the mapping: see `_sqlite_pragmas`
 NO_WAIT = "no_wait_for_lock"  # connection info flag: raise WriteLockBusy instead of waiting
+# SQLite's primary result codes for a file that cannot be used just now: busy, locked,
+# out of memory, read-only, an I/O error, damaged, full, cannot be opened, a WAL
+# protocol failure, not a database. The rest (SQLITE_ERROR: a mistake in a statement,
+# SQLITE_CONSTRAINT: a key clash …) are the caller's.
+SQLITE_AWAY = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})
+# PostgreSQL's SQLSTATE classes for the same: 08 connection exception, 53 insufficient
+# resources (disk full, out of memory, too many connections), 57 operator intervention
+# (shutdown, starting up, statement timeout), 58 system error (I/O) …
+PG_AWAY_CLASSES = frozenset({"08", "53", "57", "58"})
+# … and states: serialization failure, deadlock, lock not available, and a read-only
+# transaction (a standby answering after a failover).
+PG_AWAY_STATES = frozenset({"40001", "40P01", "55P03", "25006"})
 
 
-class WriteLockBusy(Exception):
+class WriteLockBusy(BotError):
     """Another process holds SQLite's write lock (inline mode waits for it asynchronously)."""
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """Why `exc` means the database cannot be used just now, as the driver error's type
+    and code (never its text, which can quote a statement's parameters); None when it
+    means something else: a unique key clash, a mistake in a statement, a bug."""
+    if isinstance(exc, WriteLockBusy):  # the inline writer waited its whole timeout
+        return "WriteLockBusy"
+    if isinstance(exc, sa_exc.DBAPIError):  # SQLAlchemy's wrapper: judge the driver's error
+        why = _driver_unavailable(exc.orig) if exc.orig is not None else None
+        if why is None and exc.connection_invalidated:
+            why = f"{type(exc.orig or exc).__name__} (connection lost)"
+        return why
+    if isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError):
+        return type(exc).__name__  # no pooled connection came free in time, or it broke
+    return _driver_unavailable(exc)
+
+
+def _driver_unavailable(exc: BaseException) -> str | None:
+    name = type(exc).__name__
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None:  # raised without SQLite's code: its class says it
+            return name if isinstance(exc, sqlite3.OperationalError) else None
+        return f"{name} ({exc.sqlite_errorname})" if code & 0xFF in SQLITE_AWAY else None
+    state = getattr(exc, "sqlstate", None)
+    if isinstance(state, str) and state:  # PostgreSQL's own answer
+        away = state[:2] in PG_AWAY_CLASSES or state in PG_AWAY_STATES
+        return f"{name} (SQLSTATE {state})" if away else None
+    if isinstance(exc, AsyncpgErrors.InterfaceError | AsyncpgErrors.OperationalError):
+        return name  # asyncpg lost its connection (closed, or closed under a statement)
+    if isinstance(exc, OSError):  # refused, reset, unreachable, timed out (ConnectionError …)
+        return name
+    return None
+
+
+def _gone(exc: Exception, operation: str) -> StoreUnavailable | None:
+    """The `StoreUnavailable` to raise from `exc`, or None if `exc` is not unavailability."""
+    why = unavailable(exc)
+    return None if why is None else StoreUnavailable(f"store {operation} failed: {why}")
 
 
 class Bare:
@@ -242,24 +302,34 @@ class Database:
         self.writer = Writer(channel, hold=hold)
 
     async def migrate(self) -> None:
-        if self._sync_write is not None:
-            engine = self._sync_write
+        try:
+            if self._sync_write is not None:
+                engine = self._sync_write
 
-            def upgrade() -> None:
-                with engine.connect() as conn:
-                    _upgrade(conn)
-                    conn.commit()
+                def upgrade() -> None:
+                    with engine.connect() as conn:
+                        _upgrade(conn)
+                        conn.commit()
 
-            await asyncio.to_thread(upgrade)
-            return
-        assert self._async_write is not None
-        async with self._async_write.connect() as conn:
-            await conn.run_sync(_upgrade)
-            await conn.commit()
+                await asyncio.to_thread(upgrade)
+                return
+            assert self._async_write is not None
+            async with self._async_write.connect() as conn:
+                await conn.run_sync(_upgrade)
+                await conn.commit()
+        except Exception as exc:
+            if (gone := _gone(exc, "migration")) is None:
+                raise
+            raise gone from exc
 
     async def start(self) -> None:
         await self.migrate()
-        await self.writer.start()
+        try:
+            await self.writer.start()
+        except Exception as exc:
+            if (gone := _gone(exc, "start")) is None:
+                raise
+            raise gone from exc
 
     async def stop(self) -> None:
         await self.writer.stop()
@@ -278,32 +348,44 @@ class Database:
     async def write(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kw: P.kwargs
     ) -> T:
-        """Run `fn(conn, *args)` in the next group commit; its result once committed."""
-        if not args and not kw:
-            return await self.writer.submit(fn)  # type: ignore[arg-type]
-        return await self.writer.submit(lambda conn: fn(conn, *args, **kw))
+        """Run `fn(conn, *args)` in the next group commit; its result once committed.
+        Raises `StoreUnavailable` when the database is away, locked or full."""
+        try:
+            if not args and not kw:
+                return await self.writer.submit(fn)  # type: ignore[arg-type]
+            return await self.writer.submit(lambda conn: fn(conn, *args, **kw))
+        except Exception as exc:  # the writer hands on whatever failed: judged here, once
+            if (gone := _gone(exc, "write")) is None:
+                raise
+            raise gone from exc
 
     async def read(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kw: P.kwargs
     ) -> T:
-        """Run `fn(conn, *args)` on a read connection: its own snapshot, no writes."""
-        if self._sync_read is not None:
-            engine = self._sync_read
-            if getattr(fn, "hot", False):
-                bare = Bare(self._bare_connection(), engine.dialect)
-                return fn(bare, *args, **kw)  # type: ignore[arg-type]
+        """Run `fn(conn, *args)` on a read connection: its own snapshot, no writes.
+        Raises `StoreUnavailable` when the database is away or locked."""
+        try:
+            if self._sync_read is not None:
+                engine = self._sync_read
+                if getattr(fn, "hot", False):
+                    bare = Bare(self._bare_connection(), engine.dialect)
+                    return fn(bare, *args, **kw)  # type: ignore[arg-type]
 
-            def run() -> T:
-                with engine.connect() as conn:
-                    return fn(conn, *args, **kw)
+                def run() -> T:
+                    with engine.connect() as conn:
+                        return fn(conn, *args, **kw)
 
-            if self._readers is None:  # inline: a WAL read takes no lock and never waits
-                return run()
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._readers, run)
-        assert self._async_read is not None
-        async with self._async_read.connect() as conn:
-            return await conn.run_sync(fn, *args, **kw)
+                if self._readers is None:  # inline: a WAL read takes no lock and never waits
+                    return run()
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._readers, run)
+            assert self._async_read is not None
+            async with self._async_read.connect() as conn:
+                return await conn.run_sync(fn, *args, **kw)
+        except Exception as exc:
+            if (gone := _gone(exc, "read")) is None:
+                raise
+            raise gone from exc
 
     def _bare_connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._bare, "conn", None)
@@ -320,7 +402,7 @@ class Database:
     async def ping(self) -> bool:
         try:
             await self.read(_select_one)
-        except Exception:
+        except StoreUnavailable:
             return False
         return True
 

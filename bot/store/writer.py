@@ -27,6 +27,8 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.errors import BotError
+
 T = TypeVar("T")
 Unit = Callable[[Connection], Any]
 LOCK_RETRY = 0.0005  # seconds between tries for SQLite's write lock held by another process
@@ -34,7 +36,7 @@ LOCK_RETRY = 0.0005  # seconds between tries for SQLite's write lock held by ano
 log = logging.getLogger(__name__)
 
 
-class WriterClosed(RuntimeError):
+class WriterClosed(BotError, RuntimeError):
     """The writer is shutting down and takes no more work."""
 
 
@@ -65,7 +67,7 @@ class AsyncChannel:
         try:
             assert self._conn is not None
             await self._conn.rollback()
-        except Exception:
+        except Exception:  # broad: whatever failed, the connection is not to be trusted
             if self._conn is not None:
                 await self._conn.invalidate()
                 await self._conn.close()
@@ -244,13 +246,13 @@ class Writer:
         units = [u for u, _ in batch]
         try:
             results = await self._channel.run(units, self._hold)
-        except Exception:
+        except Exception:  # broad: any unit may fail any way; each is retried alone below
             log.warning("group commit of %d units failed; retrying them one by one", len(units))
             await self._channel.reset()
             for unit, fut in batch:
                 try:
                     (result,) = await self._channel.run([unit])
-                except Exception as exc:
+                except Exception as exc:  # broad: handed on as it is; Database.write judges it
                     await self._channel.reset()
                     if not fut.done():
                         fut.set_exception(exc)

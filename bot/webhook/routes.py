@@ -24,6 +24,7 @@ from bot import audit
 from bot.config import Settings
 from bot.crypto import DataKey, Keyring
 from bot.metrics import Metrics
+from bot.store import StoreUnavailable
 from bot.store import inbox as inbox_store
 from bot.store.db import Database
 from bot.webhook import signature
@@ -81,7 +82,7 @@ async def _audit_refusal(deps: WebhookDeps, reason: str, size: int) -> None:
     )  # fmt: skip
     try:
         await deps.db.write(audit.append, [event])
-    except Exception as exc:  # the refusal stands even if it cannot be recorded
+    except StoreUnavailable as exc:  # the refusal stands even if it cannot be recorded
         log.error("could not audit a refused webhook (%s)", type(exc).__name__)
 
 
@@ -133,7 +134,7 @@ def create_blueprint(deps: WebhookDeps) -> Blueprint:
         if rows:
             try:
                 await deps.db.write(inbox_store.accept, rows)
-            except Exception as exc:  # the store is down: not acknowledged, Meta retries
+            except StoreUnavailable as exc:  # the store is down: not acknowledged, Meta retries
                 deps.metrics.deliveries.labels("store_unavailable").inc()
                 log.error("webhook not stored (%s); answering 503", type(exc).__name__)
                 return _plain(503, "storage unavailable, retry later")

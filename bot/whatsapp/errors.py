@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from bot.errors import BotError
+
 
 class Action(Enum):
     RETRY = "retry"  # transient: back off exponentially and try again
@@ -30,7 +32,7 @@ PERMANENT = {100, 131008, 131009, 131021, 131026, 131047, 131049, 131050, 131051
 
 
 @dataclass(frozen=True)
-class GraphError(Exception):
+class GraphError(BotError):
     """An error answer from the Graph API, or a failure to get one.
 
     Only Meta's code, subcode and short title are kept: `error_data.details`

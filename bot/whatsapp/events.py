@@ -38,6 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.errors import BotError
+
 WHATSAPP_OBJECT = "whatsapp_business_account"
 
 _EMPTY: dict[str, Any] = {}  # shared read-only default for missing sub-objects
@@ -62,7 +64,7 @@ _KNOWN_TYPES = (
 _NOT_A_TURN = frozenset({"system", "reaction"})
 
 
-class PayloadError(ValueError):
+class PayloadError(BotError, ValueError):
     """Body is not a WhatsApp webhook payload (the route answers 400)."""
 
 

@@ -11,6 +11,8 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.errors import BotError
+
 TEXT_MAX = 4096
 INTERACTIVE_BODY_MAX = 1024
 BUTTONS_MAX = 3
@@ -24,7 +26,7 @@ HEADER_MAX = 60
 FOOTER_MAX = 60
 
 
-class MessageTooLarge(ValueError):
+class MessageTooLarge(BotError, ValueError):
     """A message breaks one of WhatsApp's limits."""
 
 
