@@ -158,7 +158,7 @@ def build_services(
     db = Database(
         settings.DATABASE_URL, hold=TURN_WORKER_HOLD if turn_worker else None, inline=turn_worker
     )
-    alerts = Alerts(db, lambda event: metrics.alerts.labels(event).inc())
+    alerts = Alerts(db, metrics)
     limits = make_limits(settings.REDIS_URL or None, settings.BOT_REDIS_PREFIX)
     owner = uuid.uuid4().hex  # this worker, as the holder of outbox leases
     templates = load_templates(settings.templates_path)
@@ -168,7 +168,7 @@ def build_services(
         token=settings.access_token,
         fallback_token=settings.WHATSAPP_ACCESS_TOKEN_FALLBACK,
         max_connections=settings.BOT_SEND_CONCURRENCY,
-        alert=alerts.raise_,
+        alarm=alerts,
     )
     outbox = _build_outbox(
         settings, db, keyring, client, metrics, alerts, limits, owner, templates, clock
@@ -187,7 +187,7 @@ def build_services(
             limits,
             settings.BOT_INBOUND_PER_MINUTE,
             settings.BOT_INBOUND_BURST,
-            on_hit=metrics.limit_hits.labels("inbound").inc,
+            observer=metrics,
         ),
         handoff_timeout=settings.BOT_HANDOFF_TIMEOUT,
     )
@@ -198,7 +198,7 @@ def build_services(
         conversation,
         mark_as_read=settings.BOT_MARK_AS_READ,
         clock=clock,
-        on_turn=lambda outcome: metrics.turns.labels(outcome).inc(),
+        observer=metrics,
         locks=limits if settings.REDIS_URL else None,
     )
     metrics.bind_gauges(
@@ -208,7 +208,9 @@ def build_services(
         turns=lambda: turns.active,
     )
     notify: Callable[[Iterable[str]], None] = turns.notify if role == "all" else _nobody
-    webhook = WebhookDeps(settings=settings, keyring=keyring, db=db, notify=notify, metrics=metrics)
+    webhook = WebhookDeps(
+        settings=settings, keyring=keyring, db=db, notify=notify, observer=metrics
+    )
 
     async def marketing_stopped(message_id: str) -> None:
         await conversation.stops.for_message(message_id, clock())
@@ -248,15 +250,14 @@ def _build_outbox(
         db,
         owner,
         template_status=lambda name: template_status(templates, name),
-        on_refused=lambda reason, category: metrics.refusals.labels(reason, category).inc(),
+        observer=metrics,
     )
     rates = Rates(
         per_second=settings.BOT_SEND_PER_SECOND,
         recipient_per_minute=settings.BOT_RECIPIENT_PER_MINUTE,
         recipient_burst=settings.BOT_RECIPIENT_BURST,
     )
-    on_hit = metrics.limit_hits.labels
-    pacing = Pacing(limits, settings.phone_number_id, rates, lambda limit: on_hit(limit).inc())
+    pacing = Pacing(limits, settings.phone_number_id, rates, metrics)
     watch = FailureWatch(
         alerts,
         threshold=settings.BOT_ALERT_FAILURE_RATE,
@@ -272,9 +273,8 @@ def _build_outbox(
         concurrency=settings.BOT_SEND_CONCURRENCY,
         max_attempts=settings.BOT_SEND_MAX_ATTEMPTS,
         clock=clock,
-        alert=alerts.raise_,
-        on_result=lambda category, outcome: metrics.sends.labels(category, outcome).inc(),
-        on_graph_error=lambda code: metrics.graph_errors.labels(code).inc(),
+        alarm=alerts,
+        observer=metrics,
         failures=watch,
         gate=gate,
     )

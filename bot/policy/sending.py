@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import audit
+from bot.observers import NULL, GateObserver
 from bot.policy.gate import Category, Facts, Reason, Request, TemplateStatus, decide
 from bot.policy.templates import Registry
 from bot.store import Conn, Unit
@@ -41,12 +42,12 @@ class SendGate:
         db: Database,
         owner: str,
         template_status: Callable[[str], TemplateStatus | None],
-        on_refused: Callable[[str, str], None] | None = None,
+        observer: GateObserver = NULL,
     ) -> None:
         self._db = db
         self._owner = owner
         self._template_status = template_status
-        self._on_refused = on_refused or (lambda reason, category: None)
+        self._observer = observer
 
     async def check(
         self,
@@ -78,7 +79,7 @@ class SendGate:
     ) -> Unit:
         """Mark the message refused and audit why, in one transaction."""
         log.info("send refused by policy: reason=%s category=%s", reason.value, category)
-        self._on_refused(reason.value, category)
+        self._observer.send_refused(reason.value, category)
         event = refusal_event(actor, reason, category)
 
         def unit(conn: Conn) -> None:

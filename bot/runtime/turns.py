@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bot.crypto import DataKey, Keyring
+from bot.observers import NULL, TurnObserver
 from bot.policy.limits import Limits, LimitsUnavailable
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.outbox import Outbox, OutItem
@@ -53,7 +54,7 @@ class TurnRunner:
         mark_as_read: bool = True,
         max_active: int = 256,
         clock: Callable[[], float] = time.time,
-        on_turn: Callable[[str], None] | None = None,
+        observer: TurnObserver = NULL,
         locks: Limits | None = None,
     ) -> None:
         self._db = db
@@ -63,7 +64,7 @@ class TurnRunner:
         self._mark_as_read = mark_as_read
         self._slots = asyncio.Semaphore(max_active)
         self._clock = clock
-        self._on_turn = on_turn or (lambda outcome: None)
+        self._observer = observer
         self._locks = locks  # shared by every worker; None when this process is alone
         self._active: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
@@ -186,7 +187,7 @@ class TurnRunner:
             return True
         except Exception:
             log.exception("turn failed: inbox_id=%d attempt=%d", pending.id, pending.attempts + 1)
-            self._on_turn("error")
+            self._observer.turn_ended("error")
             dropped = await self._db.write(
                 inbox_store.give_up, pending.id, self._clock(), MAX_ATTEMPTS
             )
@@ -242,7 +243,7 @@ class TurnRunner:
         self, pending: inbox_store.PendingEvent, msg: InboundMessage, now: float
     ) -> None:
         items = await self._conversation.handle(pending, msg, now)
-        self._on_turn("replied" if items else "quiet")
+        self._observer.turn_ended("replied" if items else "quiet")
         if self._mark_as_read and msg.is_user_content:
             pace_key = contact_index(self._keyring, msg.sender) or ""
             items.append(

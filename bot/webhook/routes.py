@@ -23,7 +23,7 @@ from quart import Blueprint, Response, request
 from bot import audit
 from bot.config import Settings
 from bot.crypto import DataKey, Keyring
-from bot.metrics import Metrics
+from bot.observers import NULL, WebhookObserver
 from bot.store import inbox as inbox_store
 from bot.store.db import Database
 from bot.webhook import signature
@@ -39,8 +39,8 @@ class WebhookDeps:
     keyring: Keyring
     db: Database
     notify: Callable[[Iterable[str]], None]  # contacts with new events (their turns start)
-    metrics: Metrics
     inbox_key: DataKey | None = None  # set at start, once the store is open
+    observer: WebhookObserver = NULL
 
 
 def _plain(status: int, text: str) -> Response:
@@ -103,14 +103,14 @@ def create_blueprint(deps: WebhookDeps) -> Blueprint:
         body = await request.get_data(cache=False)
         assert isinstance(body, bytes)
         if not signature.verify(secrets, body, request.headers.get("X-Hub-Signature-256")):
-            deps.metrics.deliveries.labels("bad_signature").inc()
+            deps.observer.delivery_answered("bad_signature")
             log.warning("webhook refused: bad or missing signature (%d bytes)", len(body))
             await _audit_refusal(deps, "signature", len(body))
             return _plain(401, "invalid signature")
         try:
             delivery = parse_webhook(load_json(body))
         except (ValueError, PayloadError):
-            deps.metrics.deliveries.labels("bad_payload").inc()
+            deps.observer.delivery_answered("bad_payload")
             await _audit_refusal(deps, "payload", len(body))
             return _plain(400, "not a WhatsApp webhook payload")
 
@@ -118,15 +118,15 @@ def create_blueprint(deps: WebhookDeps) -> Blueprint:
         for event in delivery.events:
             number = getattr(event, "phone_number_id", None)
             if number is not None and number != our_number:
-                deps.metrics.events.labels("other_number").inc()
+                deps.observer.events_seen("other_number")
                 continue
             if isinstance(event, ValueErrors):
                 codes = [e.code for e in event.errors]
                 log.warning("Meta reported webhook-level errors: codes=%s", codes)
-            deps.metrics.events.labels(type(event).__name__).inc()
+            deps.observer.events_seen(type(event).__name__)
             events.append(event)
         if delivery.skipped:
-            deps.metrics.events.labels("skipped").inc(delivery.skipped)
+            deps.observer.events_seen("skipped", delivery.skipped)
 
         assert deps.inbox_key is not None
         rows, contacts = sealed_rows(deps.keyring, deps.inbox_key, events, time.time())
@@ -134,11 +134,11 @@ def create_blueprint(deps: WebhookDeps) -> Blueprint:
             try:
                 await deps.db.write(inbox_store.accept, rows)
             except Exception as exc:  # the store is down: not acknowledged, Meta retries
-                deps.metrics.deliveries.labels("store_unavailable").inc()
+                deps.observer.delivery_answered("store_unavailable")
                 log.error("webhook not stored (%s); answering 503", type(exc).__name__)
                 return _plain(503, "storage unavailable, retry later")
         deps.notify(contacts)
-        deps.metrics.deliveries.labels("stored").inc()
+        deps.observer.delivery_answered("stored")
         return _plain(200, "ok")
 
     return bp
