@@ -29,6 +29,7 @@ from bot.policy.inbound import InboundLimiter
 from bot.policy.limits import Limits, make_limits
 from bot.policy.sending import SendGate, template_status
 from bot.policy.templates import Registry, load_templates
+from bot.privacy.consent import QuietRevocation
 from bot.privacy.retention import purge_forever
 from bot.runtime.alerts import Alerts, FailureWatch
 from bot.runtime.conversation import ConversationTurn
@@ -170,8 +171,9 @@ def build_services(
         max_connections=settings.BOT_SEND_CONCURRENCY,
         alarm=alerts,
     )
+    stops = QuietRevocation(db, keyring, settings.BOT_POLICY_VERSION)
     outbox = _build_outbox(
-        settings, db, keyring, client, metrics, alerts, limits, owner, templates, clock
+        settings, db, keyring, client, metrics, alerts, limits, owner, templates, stops, clock
     )
     flows = load_flows(settings.flows_dir)
     renderer = Renderer(flows, Texts(settings.locales_dir), text_settings(settings).params)
@@ -196,6 +198,7 @@ def build_services(
         keyring,
         outbox,
         conversation,
+        stops=stops,
         mark_as_read=settings.BOT_MARK_AS_READ,
         clock=clock,
         observer=metrics,
@@ -211,11 +214,6 @@ def build_services(
     webhook = WebhookDeps(
         settings=settings, keyring=keyring, db=db, notify=notify, observer=metrics
     )
-
-    async def marketing_stopped(message_id: str) -> None:
-        await conversation.stops.for_message(message_id, clock())
-
-    outbox.on_marketing_stopped = marketing_stopped
     feed = OutboxFeed(
         db, keyring, outbox, lambda: services_ref[0].outbox_key, owner,
         lone_worker=not settings.REDIS_URL, clock=clock,
@@ -243,6 +241,7 @@ def _build_outbox(
     limits: Limits,
     owner: str,
     templates: Registry,
+    stops: QuietRevocation,
     clock: Callable[[], float],
 ) -> Outbox:
     """The one way out to Meta: gate, pacing, retries, failure watch."""
@@ -269,6 +268,7 @@ def _build_outbox(
         db,
         client,
         pacing,
+        stops=stops,
         index_wamid=lambda wamid: keyring.blind_index("wamid", wamid),
         concurrency=settings.BOT_SEND_CONCURRENCY,
         max_attempts=settings.BOT_SEND_MAX_ATTEMPTS,

@@ -23,7 +23,6 @@ from bot.conversation.render import Renderer, language_name
 from bot.crypto import DataKey, Keyring, WrappedKey
 from bot.policy.inbound import InboundLimiter
 from bot.privacy import access, consent, erasure
-from bot.privacy.consent import QuietRevocation
 from bot.privacy.jurisdiction import Jurisdiction, decide, language_for, parse_residence
 from bot.privacy.profile import Profile
 from bot.runtime.outbox import OutItem
@@ -104,7 +103,6 @@ class ConversationTurn:
     ) -> None:
         self._limiter = limiter
         self._handoff_timeout = handoff_timeout
-        self.stops = QuietRevocation(db, keyring, settings.policy_version)
         self._db = db
         self._kr = keyring
         self._engine = engine

@@ -20,13 +20,14 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot import audit
 from bot.observers import NULL, Alarm, OutboxObserver
 from bot.policy.sending import SendGate
+from bot.privacy.consent import QuietRevocation
 from bot.runtime.alerts import FailureWatch
 from bot.runtime.pacing import PAUSE_ALL, PAUSE_MARKETING, Pacing
 from bot.store import Conn
@@ -82,6 +83,7 @@ class Outbox:
         client: GraphClient,
         pacing: Pacing,
         *,
+        stops: QuietRevocation,
         index_wamid: Callable[[str], str],
         concurrency: int = 32,
         max_attempts: int = 8,
@@ -89,13 +91,13 @@ class Outbox:
         alarm: Alarm = NULL,
         observer: OutboxObserver = NULL,
         failures: FailureWatch | None = None,
-        on_marketing_stopped: Callable[[str], Awaitable[None]] | None = None,
         gate: SendGate | None = None,
     ) -> None:
         self.timing = Timing()
         self._db = db
         self._client = client
         self.pacing = pacing
+        self._stops = stops  # Meta's 131050: the person stopped marketing in WhatsApp
         self._index_wamid = index_wamid
         self._concurrency = concurrency
         self._max_attempts = max_attempts
@@ -103,7 +105,6 @@ class Outbox:
         self._alarm = alarm
         self._observer = observer
         self._failures = failures
-        self.on_marketing_stopped = on_marketing_stopped
         self._gate = gate
         self._lines: dict[str, deque[OutItem]] = {}
         self._known: set[str] = set()  # message ids of durable items held in memory
@@ -352,8 +353,8 @@ class Outbox:
                     audit.append(conn, [event])
 
                 await self._db.write(failed)
-                if err.code == MARKETING_STOPPED and self.on_marketing_stopped:
-                    await self.on_marketing_stopped(item.message_id)
+                if err.code == MARKETING_STOPPED:
+                    await self._stops.for_message(item.message_id, self._clock())
             return True
         self._observer.send_result(label, "retry")
         t = self.timing

@@ -20,6 +20,7 @@ from typing import Any
 from bot.crypto import DataKey, Keyring
 from bot.observers import NULL, TurnObserver
 from bot.policy.limits import Limits, LimitsUnavailable
+from bot.privacy.consent import QuietRevocation
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.outbox import Outbox, OutItem
 from bot.store import inbox as inbox_store
@@ -51,6 +52,7 @@ class TurnRunner:
         outbox: Outbox,
         conversation: ConversationTurn,
         *,
+        stops: QuietRevocation,
         mark_as_read: bool = True,
         max_active: int = 256,
         clock: Callable[[], float] = time.time,
@@ -61,6 +63,7 @@ class TurnRunner:
         self._keyring = keyring
         self._outbox = outbox
         self._conversation = conversation
+        self._stops = stops
         self._mark_as_read = mark_as_read
         self._slots = asyncio.Semaphore(max_active)
         self._clock = clock
@@ -210,9 +213,7 @@ class TurnRunner:
         elif isinstance(event, StatusUpdate):
             await self._status(pending, event, now)
         elif isinstance(event, PreferenceUpdate) and event.value == "stop":
-            await self._conversation.stops.for_party(
-                event.party, "whatsapp_preferences", now, finish=pending.id
-            )
+            await self._stops.for_party(event.party, "whatsapp_preferences", now, finish=pending.id)
         else:  # a "resume" or anything else: nothing to do but note it done
             await self._db.write(inbox_store.finish, pending.id, now)
 
