@@ -97,7 +97,7 @@ class ConversationTurn:
         engine: Engine,
         renderer: Renderer,
         settings: Settings,
-        system_key: Callable[[], DataKey],
+        system_key: DataKey,
         limiter: InboundLimiter | None = None,
         handoff_timeout: float = 0.0,
     ) -> None:
@@ -346,7 +346,7 @@ class ConversationTurn:
         # unique index here would outlive it and trip a (very) late redelivery.
         inbound = message_row(dk, cid, "in", msg.type, msg.raw, "received", now)
         rows, items = [inbound], []
-        key = self._system_key() if out.erased else dk
+        key = self._system_key if out.erased else dk
         for reply in out.replies:
             body = graph_body(reply, recipient)
             row = message_row(

@@ -32,7 +32,7 @@ class OutboxFeed:
         db: Database,
         keyring: Keyring,
         outbox: Outbox,
-        system_key: Callable[[], DataKey | None],
+        system_key: DataKey,
         owner: str,
         *,
         lone_worker: bool,
@@ -91,8 +91,7 @@ class OutboxFeed:
 
     def _open(self, row: message_store.QueuedRow) -> OutItem:
         if row.contact_id is None or row.kid is None or row.wrapped is None:
-            dk, farewell = self._system_key(), True
-            assert dk is not None
+            dk, farewell = self._system_key, True
         else:
             dk = self._kr.unwrap(row.data_key_id or "", WrappedKey(row.kid, row.wrapped))
             farewell = False

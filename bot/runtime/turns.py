@@ -52,6 +52,7 @@ class TurnRunner:
         outbox: Outbox,
         conversation: ConversationTurn,
         *,
+        inbox_key: DataKey,
         stops: QuietRevocation,
         mark_as_read: bool = True,
         max_active: int = 256,
@@ -72,17 +73,16 @@ class TurnRunner:
         self._active: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
-        self._inbox_key: DataKey | None = None
+        self._inbox_key = inbox_key  # opens what the webhook sealed
         self._stopping = False
 
     @property
     def active(self) -> int:
         return len(self._active)
 
-    async def start(self, inbox_key: DataKey, resume: bool = True) -> None:
+    async def start(self, resume: bool = True) -> None:
         """`resume`: take up every pending event now (a turn worker's InboxWatch does
         that itself, for its own share of the contacts)."""
-        self._inbox_key = inbox_key
         if resume:
             self.notify(await self._db.read(inbox_store.pending_contacts))
         self._sweeper = asyncio.create_task(self._sweep_waiting(), name="turns-sweeper")
@@ -201,7 +201,6 @@ class TurnRunner:
             return False
 
     async def _process(self, pending: inbox_store.PendingEvent) -> None:
-        assert self._inbox_key is not None
         now = self._clock()
         event = (
             open_event(self._inbox_key, pending.event_key, pending.payload)

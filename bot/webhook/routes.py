@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, current_app, request
 
 from bot import audit
 from bot.config import Settings
@@ -33,14 +33,21 @@ from bot.whatsapp.events import PayloadError, ValueErrors, parse_webhook
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class WebhookDeps:
-    settings: Settings
+    """What a delivery is stored with, built when the app starts (`bot.app.open_services`)."""
+
     keyring: Keyring
     db: Database
+    inbox_key: DataKey  # seals each stored event (`bot.webhook.inbox`)
     notify: Callable[[Iterable[str]], None]  # contacts with new events (their turns start)
-    inbox_key: DataKey | None = None  # set at start, once the store is open
     observer: WebhookObserver = NULL
+
+
+def _deps() -> WebhookDeps:
+    """The running app's (`bot.app.Services.webhook`, under `app.extensions["bot"]`)."""
+    deps: WebhookDeps = current_app.extensions["bot"].webhook
+    return deps
 
 
 def _plain(status: int, text: str) -> Response:
@@ -85,11 +92,13 @@ async def _audit_refusal(deps: WebhookDeps, reason: str, size: int) -> None:
         log.error("could not audit a refused webhook (%s)", type(exc).__name__)
 
 
-def create_blueprint(deps: WebhookDeps) -> Blueprint:
+def create_blueprint(settings: Settings) -> Blueprint:
+    """The routes, registered when the app is made; what a delivery is stored with is
+    found on the running app (`_deps`), since it is built once the store is open."""
     bp = Blueprint("webhook", __name__)
-    secrets = deps.settings.app_secrets
-    verify_token = deps.settings.WHATSAPP_VERIFY_TOKEN
-    our_number = deps.settings.phone_number_id
+    secrets = settings.app_secrets
+    verify_token = settings.WHATSAPP_VERIFY_TOKEN
+    our_number = settings.phone_number_id
 
     @bp.get("/webhook")
     async def handshake() -> Response:
@@ -100,6 +109,7 @@ def create_blueprint(deps: WebhookDeps) -> Blueprint:
 
     @bp.post("/webhook")
     async def deliver() -> Response:
+        deps = _deps()
         body = await request.get_data(cache=False)
         assert isinstance(body, bytes)
         if not signature.verify(secrets, body, request.headers.get("X-Hub-Signature-256")):
@@ -128,7 +138,6 @@ def create_blueprint(deps: WebhookDeps) -> Blueprint:
         if delivery.skipped:
             deps.observer.events_seen("skipped", delivery.skipped)
 
-        assert deps.inbox_key is not None
         rows, contacts = sealed_rows(deps.keyring, deps.inbox_key, events, time.time())
         if rows:
             try:
