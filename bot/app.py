@@ -39,7 +39,7 @@ from bot.i18n import Texts
 from bot.metrics import Metrics
 from bot.policy.inbound import InboundLimiter
 from bot.policy.limits import Limits, make_limits
-from bot.policy.sending import SendGate, template_status
+from bot.policy.sending import SendGate
 from bot.policy.templates import Registry, load_templates
 from bot.privacy.consent import QuietRevocation
 from bot.privacy.retention import purge_forever
@@ -301,12 +301,7 @@ def _build_outbox(
     clock: Callable[[], float],
 ) -> Outbox:
     """The one way out to Meta: gate, pacing, retries, failure watch."""
-    gate = SendGate(
-        db,
-        owner,
-        template_status=lambda name: template_status(templates, name),
-        observer=metrics,
-    )
+    gate = SendGate(db, owner, templates, observer=metrics)
     rates = Rates(
         per_second=settings.BOT_SEND_PER_SECOND,
         recipient_per_minute=settings.BOT_RECIPIENT_PER_MINUTE,
@@ -325,7 +320,7 @@ def _build_outbox(
         client,
         pacing,
         stops=stops,
-        index_wamid=lambda wamid: keyring.blind_index("wamid", wamid),
+        keyring=keyring,
         concurrency=settings.BOT_SEND_CONCURRENCY,
         max_attempts=settings.BOT_SEND_MAX_ATTEMPTS,
         clock=clock,

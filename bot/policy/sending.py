@@ -10,7 +10,6 @@ audit log in the same transaction, and counts it — Meta never sees it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,12 +40,12 @@ class SendGate:
         self,
         db: Database,
         owner: str,
-        template_status: Callable[[str], TemplateStatus | None],
+        templates: Registry,
         observer: GateObserver = NULL,
     ) -> None:
         self._db = db
         self._owner = owner
-        self._template_status = template_status
+        self._templates = templates
         self._observer = observer
 
     async def check(
@@ -71,7 +70,7 @@ class SendGate:
             suppressed=found.suppressed,
         )
         request = Request(_category(category), template, confirmation)
-        status = self._template_status(template) if template else None
+        status = template_status(self._templates, template) if template else None
         return Verdict(decide(request, facts, now, status))
 
     def refuse(

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot import audit
+from bot.crypto import Keyring
 from bot.observers import NULL, Alarm, OutboxObserver
 from bot.policy.sending import SendGate
 from bot.privacy.consent import QuietRevocation
@@ -84,7 +85,7 @@ class Outbox:
         pacing: Pacing,
         *,
         stops: QuietRevocation,
-        index_wamid: Callable[[str], str],
+        keyring: Keyring,
         concurrency: int = 32,
         max_attempts: int = 8,
         clock: Callable[[], float] = time.time,
@@ -98,7 +99,7 @@ class Outbox:
         self._client = client
         self.pacing = pacing
         self._stops = stops  # Meta's 131050: the person stopped marketing in WhatsApp
-        self._index_wamid = index_wamid
+        self._kr = keyring  # Meta's message ids are stored as blind indexes only
         self._concurrency = concurrency
         self._max_attempts = max_attempts
         self._clock = clock
@@ -307,7 +308,7 @@ class Outbox:
         return sendable
 
     def _wamid(self, wamid: str | None) -> str | None:
-        return self._index_wamid(wamid) if wamid else None
+        return self._kr.blind_index("wamid", wamid) if wamid else None
 
     async def quality_signal(self, code: int | None) -> None:
         """Meta says the number's quality is at risk: pause for every worker and alert.
