@@ -1,4 +1,5 @@
-"""The app factory: `create_app(settings)` builds every service and wires it.
+"""The app factory: `create_app(settings)` makes the app, which builds every
+service and wires it when it starts serving (`open_services`).
 
 Nothing is global: the database, keys, Graph API client, outbox and turn
 runner are made here and passed to whoever needs them, each one complete when
