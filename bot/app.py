@@ -1,8 +1,21 @@
-"""The app factory: `create_app(settings)` builds every service and wires it.
+"""The app factory: `create_app(settings)` makes the app, which builds every
+service and wires it when it starts serving (`open_services`).
 
 Nothing is global: the database, keys, Graph API client, outbox and turn
-runner are made here and passed to whoever needs them. Connections open in
-`before_serving` and close, drained, in `after_serving`.
+runner are made here and passed to whoever needs them, each one complete when
+it is made (nothing is patched in later). That fixes the order:
+
+1. `create_app`: the files the privacy team edits (`load_content`) are read,
+   so a broken one stops start-up with one line before the port is taken, and
+   the routes are registered.
+2. `open_services`, when the app starts serving (`before_serving`): the
+   database opens (migrations run), the bot's own data keys are read or made
+   (`SystemKeys`), then every service is built with the keys it needs
+   (`build_services`) and started.
+3. `Services.stop`, in `after_serving`: drained and closed.
+
+The routes reach the running services through `current_app.extensions["bot"]`,
+as do the tests (through `app.extensions["bot"]`).
 """
 
 from __future__ import annotations
@@ -16,18 +29,18 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from quart import Quart, Response
+from quart import Quart, Response, current_app
 
 from bot.config import Settings
 from bot.conversation.engine import Engine
-from bot.conversation.flowfile import load_flows
+from bot.conversation.flowfile import FlowSet, load_flows
 from bot.conversation.render import Renderer
-from bot.crypto import DataKey, Index, Keyring, WrappedKey
+from bot.crypto import DataKey, Keyring, WrappedKey
 from bot.i18n import Texts
 from bot.metrics import Metrics
 from bot.policy.inbound import InboundLimiter
 from bot.policy.limits import Limits, make_limits
-from bot.policy.sending import SendGate, template_status
+from bot.policy.sending import SendGate
 from bot.policy.templates import Registry, load_templates
 from bot.privacy.consent import QuietRevocation
 from bot.privacy.controller import Controller
@@ -48,6 +61,7 @@ from bot.webhook.routes import WebhookDeps, create_blueprint
 from bot.whatsapp.client import GraphClient
 
 OUTBOX_KEY_ID = "system-outbox"
+EXTENSION = "bot"  # where the running app keeps its services (`app.extensions`)
 # What a process does: everything (one process, or web workers that also run turns),
 # only acknowledge deliveries ("web"), or only run turns and sends ("turns").
 Role = Literal["all", "web", "turns"]
@@ -82,7 +96,6 @@ class Services:
     alerts: Alerts
     role: Role = "all"
     watch: InboxWatch | None = None  # turn workers: finds what the web workers stored
-    outbox_key: DataKey | None = None
     background_stop: asyncio.Event = field(default_factory=asyncio.Event)
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -91,14 +104,11 @@ class Services:
         return self.role != "web"
 
     async def start(self) -> None:
-        await self.db.start()
-        inbox_key = await self._system_key(INBOX_KEY_ID)
-        self.outbox_key = await self._system_key(OUTBOX_KEY_ID)
-        self.webhook.inbox_key = inbox_key
+        """Start the workers: the store is open and everything built (`open_services`)."""
         if self.runs_turns:
             await self.outbox.start([])
             await self.feed.start()
-            await self.turns.start(inbox_key, resume=self.watch is None)
+            await self.turns.start(resume=self.watch is None)
             if self.watch is not None:
                 await self.watch.start()
             self._background(purge_forever(self.db, self.settings, self.background_stop))
@@ -134,27 +144,40 @@ class Services:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.background_stop.wait(), 1.0)
 
-    async def _system_key(self, key_id: str) -> DataKey:
-        """A data key of the bot's own (inbox deliveries, farewells), made on first start."""
-        _, wrapped = self.keyring.new_data_key(key_id)
-        row = {
-            "id": key_id,
-            "kid": wrapped.kid,
-            "wrapped": wrapped.wrapped,
-            "created_at": time.time(),
-        }
-        kid, blob = await self.db.write(key_store.get_or_add, key_id, row)
-        return self.keyring.unwrap(key_id, WrappedKey(kid, blob))
+
+@dataclass(frozen=True)
+class Content:
+    """What the privacy team edits: flows, texts and templates (read before serving)."""
+
+    flows: FlowSet
+    texts: Texts
+    templates: Registry
 
 
-def build_services(
+def load_content(settings: Settings) -> Content:
+    """Read and check the flows, texts and templates; raises on a broken file."""
+    templates = load_templates(settings.templates_path)
+    return Content(load_flows(settings.flows_dir), Texts(settings.locales_dir), templates)
+
+
+@dataclass(frozen=True)
+class SystemKeys:
+    """The bot's own data keys, read from the store (made on first start) before
+    anything that uses them is built."""
+
+    inbox: DataKey  # seals deliveries between the webhook and the turns
+    outbox: DataKey  # seals what is queued with no person's key (the farewell after erasure)
+
+
+async def open_services(
     settings: Settings,
+    content: Content,
     clock: Callable[[], float] = time.time,
     role: Role = "all",
     share: tuple[int, int] = (0, 1),
 ) -> Services:
-    """Every service of one process. `share` is (index, count) among turn workers."""
-    metrics = Metrics()
+    """Every service of one process, built complete and started; `Services.stop` ends
+    them. `share` is (index, count) among turn workers."""
     keyring = Keyring(settings.master_keys, settings.index_key)
     # A turn worker shares SQLite's one write lock with the web workers, whose commits
     # Meta waits on: its transactions keep the lock a few milliseconds at most.
@@ -162,37 +185,75 @@ def build_services(
     db = Database(
         settings.DATABASE_URL, hold=TURN_WORKER_HOLD if turn_worker else None, inline=turn_worker
     )
-    alerts = Alerts(db, lambda event: metrics.alerts.labels(event).inc())
+    await db.start()  # migrations first: the system keys are kept in the store
+    try:
+        keys = SystemKeys(
+            inbox=await _system_key(db, keyring, INBOX_KEY_ID),
+            outbox=await _system_key(db, keyring, OUTBOX_KEY_ID),
+        )
+        services = build_services(settings, content, keyring, db, keys, clock, role, share)
+    except BaseException:
+        await db.stop()
+        raise
+    await services.start()
+    return services
+
+
+async def _system_key(db: Database, keyring: Keyring, key_id: str) -> DataKey:
+    """A data key of the bot's own (inbox deliveries, farewells), made on first start."""
+    _, wrapped = keyring.new_data_key(key_id)
+    row = {
+        "id": key_id,
+        "kid": wrapped.kid,
+        "wrapped": wrapped.wrapped,
+        "created_at": time.time(),
+    }
+    kid, blob = await db.write(key_store.get_or_add, key_id, row)
+    return keyring.unwrap(key_id, WrappedKey(kid, blob))
+
+
+def build_services(
+    settings: Settings,
+    content: Content,
+    keyring: Keyring,
+    db: Database,
+    keys: SystemKeys,
+    clock: Callable[[], float],
+    role: Role,
+    share: tuple[int, int],
+) -> Services:
+    """Every service of one process, over an open store, not started yet."""
+    metrics = Metrics()
+    alerts = Alerts(db, metrics)
     limits = make_limits(settings.REDIS_URL or None, settings.BOT_REDIS_PREFIX)
     owner = uuid.uuid4().hex  # this worker, as the holder of outbox leases
-    templates = load_templates(settings.templates_path)
+    templates = content.templates
     client = GraphClient(
         base_url=settings.api_url,
         phone_number_id=settings.phone_number_id,
         token=settings.access_token,
         fallback_token=settings.WHATSAPP_ACCESS_TOKEN_FALLBACK,
         max_connections=settings.BOT_SEND_CONCURRENCY,
-        alert=alerts.raise_,
+        alarm=alerts,
     )
-    outbox = _build_outbox(
-        settings, db, keyring, client, metrics, alerts, limits, owner, templates, clock
-    )
-    flows = load_flows(settings.flows_dir)
     controller = Controller.from_settings(settings)
-    renderer = Renderer(flows, Texts(settings.locales_dir), controller.params)
     people = People(db, keyring)
     stops = QuietRevocation(db, people, controller.policy_version)
-    services_ref: list[Services] = []
+    outbox = _build_outbox(
+        settings, db, keyring, client, metrics, alerts, limits, owner, templates, stops, clock
+    )
+    flows = content.flows
+    renderer = Renderer(flows, content.texts, controller.params)
     conversation = ConversationTurn(
         Deps(db, keyring, renderer, controller),
         people,
         Engine(flows, CONDITION_CHECKS),
-        system_key=lambda: services_ref[0].outbox_key,
+        system_key=keys.outbox,
         limiter=InboundLimiter(
             limits,
             settings.BOT_INBOUND_PER_MINUTE,
             settings.BOT_INBOUND_BURST,
-            on_hit=metrics.limit_hits.labels("inbound").inc,
+            observer=metrics,
         ),
         handoff_timeout=settings.BOT_HANDOFF_TIMEOUT,
     )
@@ -201,10 +262,11 @@ def build_services(
         keyring,
         outbox,
         conversation,
-        stops,
+        inbox_key=keys.inbox,
+        stops=stops,
         mark_as_read=settings.BOT_MARK_AS_READ,
         clock=clock,
-        on_turn=lambda outcome: metrics.turns.labels(outcome).inc(),
+        observer=metrics,
         locks=limits if settings.REDIS_URL else None,
     )
     metrics.bind_gauges(
@@ -214,23 +276,15 @@ def build_services(
         turns=lambda: turns.active,
     )
     notify: Callable[[Iterable[str]], None] = turns.notify if role == "all" else _nobody
-    webhook = WebhookDeps(settings=settings, keyring=keyring, db=db, notify=notify, metrics=metrics)
-
-    async def marketing_stopped(message_id: str) -> None:
-        await stops.for_message(message_id, clock())
-
-    outbox.on_marketing_stopped = marketing_stopped
+    webhook = WebhookDeps(keyring, db, keys.inbox, notify, observer=metrics)
     feed = OutboxFeed(
-        db, people, outbox, lambda: services_ref[0].outbox_key, owner,
-        lone_worker=not settings.REDIS_URL, clock=clock,
-    )  # fmt: skip
-    services = Services(
+        db, people, outbox, keys.outbox, owner, lone_worker=not settings.REDIS_URL, clock=clock
+    )
+    return Services(
         settings, keyring, db, people, client, outbox, turns, metrics, webhook, feed, templates,
         limits, alerts, role=role,
         watch=InboxWatch(db, turns.notify, share=share) if role == "turns" else None,
     )  # fmt: skip
-    services_ref.append(services)
-    return services
 
 
 def _nobody(contacts: Iterable[str]) -> None:
@@ -247,22 +301,17 @@ def _build_outbox(
     limits: Limits,
     owner: str,
     templates: Registry,
+    stops: QuietRevocation,
     clock: Callable[[], float],
 ) -> Outbox:
     """The one way out to Meta: gate, pacing, retries, failure watch."""
-    gate = SendGate(
-        db,
-        owner,
-        template_status=lambda name: template_status(templates, name),
-        on_refused=lambda reason, category: metrics.refusals.labels(reason, category).inc(),
-    )
+    gate = SendGate(db, owner, templates, observer=metrics)
     rates = Rates(
         per_second=settings.BOT_SEND_PER_SECOND,
         recipient_per_minute=settings.BOT_RECIPIENT_PER_MINUTE,
         recipient_burst=settings.BOT_RECIPIENT_BURST,
     )
-    on_hit = metrics.limit_hits.labels
-    pacing = Pacing(limits, settings.phone_number_id, rates, lambda limit: on_hit(limit).inc())
+    pacing = Pacing(limits, settings.phone_number_id, rates, metrics)
     watch = FailureWatch(
         alerts,
         threshold=settings.BOT_ALERT_FAILURE_RATE,
@@ -274,16 +323,22 @@ def _build_outbox(
         db,
         client,
         pacing,
-        index_wamid=lambda wamid: keyring.blind_index(Index.WAMID, wamid),
+        stops=stops,
+        keyring=keyring,
         concurrency=settings.BOT_SEND_CONCURRENCY,
         max_attempts=settings.BOT_SEND_MAX_ATTEMPTS,
         clock=clock,
-        alert=alerts.raise_,
-        on_result=lambda category, outcome: metrics.sends.labels(category, outcome).inc(),
-        on_graph_error=lambda code: metrics.graph_errors.labels(code).inc(),
+        alarm=alerts,
+        observer=metrics,
         failures=watch,
         gate=gate,
     )
+
+
+def current_services() -> Services:
+    """The services of the app serving this request (built when it started)."""
+    services: Services = current_app.extensions[EXTENSION]
+    return services
 
 
 def create_app(
@@ -294,9 +349,8 @@ def create_app(
     app = Quart(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.BOT_MAX_BODY_BYTES
     app.config["BODY_TIMEOUT"] = 30
-    services = build_services(settings, clock, role)
-    app.extensions["bot"] = services
-    app.register_blueprint(create_blueprint(services.webhook))
+    content = load_content(settings)
+    app.register_blueprint(create_blueprint(settings))
 
     if settings.simulator:
         from bot.simulator.routes import mount_simulator
@@ -309,13 +363,14 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        if await services.db.ping():
+        if await current_services().db.ping():
             return Response("ready", content_type="text/plain")
         return Response("database unavailable", status=503, content_type="text/plain")
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        return Response(services.metrics.render(), content_type="text/plain; version=0.0.4")
+        text = current_services().metrics.render()
+        return Response(text, content_type="text/plain; version=0.0.4")
 
     @app.after_request
     async def security_headers(response: Response) -> Response:
@@ -325,19 +380,19 @@ def create_app(
 
     @app.before_serving
     async def start() -> None:
-        await services.start()
+        app.extensions[EXTENSION] = await open_services(settings, content, clock, role)
 
     @app.after_serving
     async def stop() -> None:
-        await services.stop()
+        await app.extensions[EXTENSION].stop()
 
     return app
 
 
 async def run_turn_worker(settings: Settings, share: tuple[int, int], stop: asyncio.Event) -> None:
     """A process that runs turns and sends only, until `stop` is set; no HTTP server."""
-    services = build_services(settings, role="turns", share=share)
-    await services.start()
+    content = load_content(settings)
+    services = await open_services(settings, content, role="turns", share=share)
     try:
         await stop.wait()
     finally:

@@ -55,7 +55,11 @@ async def _serve(settings: Settings, fd: int | None = None, role: Role = "all") 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     app = create_app(settings, role=role)
-    eventloop.freeze_heap()
+
+    @app.before_serving
+    async def freeze_heap() -> None:  # after the app's own start: its services are built
+        eventloop.freeze_heap()
+
     if fd is None:
         print(f"bot listening on http://{settings.BOT_HOST}:{settings.BOT_PORT}", file=sys.stderr)
     if settings.simulator:

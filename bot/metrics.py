@@ -5,6 +5,9 @@ When `serve` runs several processes it gives them one `PROMETHEUS_MULTIPROC_DIR`
 there, and `/metrics` on any web worker adds up the whole bot's, the turn
 workers' sends included. Gauges are then set once a second from their
 callbacks instead of at scrape time, since the scrape runs in another process.
+
+`Metrics` is what hears the services' reports: it implements every observer
+of `bot.observers` by counting, under the names and labels below.
 """
 
 from __future__ import annotations
@@ -61,6 +64,34 @@ class Metrics:
         self.active_turns = Gauge(
             "bot_active_contacts", "Contacts with a turn under way", registry=r, **gauge_mode
         )
+
+    # Observers (bot.observers) ----------------------------------------------------------
+
+    def turn_ended(self, outcome: str) -> None:
+        self.turns.labels(outcome).inc()
+
+    def send_result(self, category: str, outcome: str) -> None:
+        self.sends.labels(category, outcome).inc()
+
+    def graph_error(self, code: str) -> None:
+        self.graph_errors.labels(code).inc()
+
+    def send_refused(self, reason: str, category: str) -> None:
+        self.refusals.labels(reason, category).inc()
+
+    def limit_hit(self, limit: str) -> None:
+        self.limit_hits.labels(limit).inc()
+
+    def alert_raised(self, event: str) -> None:
+        self.alerts.labels(event).inc()
+
+    def delivery_answered(self, outcome: str) -> None:
+        self.deliveries.labels(outcome).inc()
+
+    def events_seen(self, kind: str, count: int = 1) -> None:
+        self.events.labels(kind).inc(count)
+
+    # Gauges -------------------------------------------------------------------------------
 
     def bind_gauges(
         self,

@@ -14,8 +14,8 @@ every worker counts the same person's messages together.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
+from bot.observers import NULL, LimitObserver
 from bot.policy.limits import Limits, LimitsUnavailable
 
 log = logging.getLogger(__name__)
@@ -27,10 +27,10 @@ class InboundLimiter:
         limits: Limits,
         per_minute: float,
         burst: int,
-        on_hit: Callable[[], None] | None = None,
+        observer: LimitObserver = NULL,
     ) -> None:
         self._limits = limits
-        self._on_hit = on_hit or (lambda: None)
+        self._observer = observer
         self._rate = per_minute / 60.0
         self._burst = float(burst)
 
@@ -45,5 +45,5 @@ class InboundLimiter:
             log.warning("shared limits unreachable; inbound message not limited")
             return True
         if wait > 0:
-            self._on_hit()
+            self._observer.limit_hit("inbound")
         return wait == 0.0

@@ -10,11 +10,11 @@ audit log in the same transaction, and counts it — Meta never sees it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bot import audit
+from bot.observers import NULL, GateObserver
 from bot.policy.gate import Category, Facts, Reason, Request, TemplateStatus, decide
 from bot.policy.templates import Registry
 from bot.store import Conn, Unit
@@ -40,13 +40,13 @@ class SendGate:
         self,
         db: Database,
         owner: str,
-        template_status: Callable[[str], TemplateStatus | None],
-        on_refused: Callable[[str, str], None] | None = None,
+        templates: Registry,
+        observer: GateObserver = NULL,
     ) -> None:
         self._db = db
         self._owner = owner
-        self._template_status = template_status
-        self._on_refused = on_refused or (lambda reason, category: None)
+        self._templates = templates
+        self._observer = observer
 
     async def check(
         self,
@@ -70,7 +70,7 @@ class SendGate:
             suppressed=found.suppressed,
         )
         request = Request(_category(category), template, confirmation)
-        status = self._template_status(template) if template else None
+        status = template_status(self._templates, template) if template else None
         return Verdict(decide(request, facts, now, status))
 
     def refuse(
@@ -78,7 +78,7 @@ class SendGate:
     ) -> Unit:
         """Mark the message refused and audit why, in one transaction."""
         log.info("send refused by policy: reason=%s category=%s", reason.value, category)
-        self._on_refused(reason.value, category)
+        self._observer.send_refused(reason.value, category)
         event = refusal_event(actor, reason, category)
 
         def unit(conn: Conn) -> None:

@@ -16,20 +16,23 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import audit
+from bot.observers import NULL, Alarm, AlertObserver
 from bot.store.db import Database
 
 log = logging.getLogger(__name__)
 
 
 class Alerts:
-    def __init__(self, db: Database | None, count: Callable[[str], None]) -> None:
+    """The bot's `Alarm` (see `bot.observers`): log, audit and count."""
+
+    def __init__(self, db: Database | None, observer: AlertObserver = NULL) -> None:
         self._db = db
-        self._count = count
+        self._observer = observer
         self._writes: set[asyncio.Task[Any]] = set()
 
     def raise_(self, event: str, fields: dict[str, Any]) -> None:
         """Log, count and audit an alert. `fields` hold codes and counts, never personal data."""
-        self._count(event)
+        self._observer.alert_raised(event)
         log.error("ALERT %s %s", event, " ".join(f"{k}={v}" for k, v in sorted(fields.items())))
         if self._db is None:
             return
@@ -54,7 +57,7 @@ class FailureWatch:
 
     def __init__(
         self,
-        alerts: Alerts,
+        alerts: Alarm,
         *,
         threshold: float,
         window: float,

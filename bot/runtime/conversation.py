@@ -10,7 +10,6 @@ state means what is the flow files' business: nothing here names a state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +46,7 @@ class ConversationTurn:
         deps: Deps,
         people: People,
         engine: Engine,
-        system_key: Callable[[], DataKey],
+        system_key: DataKey,
         limiter: InboundLimiter | None = None,
         handoff_timeout: float = 0.0,
     ) -> None:
@@ -145,7 +144,7 @@ class ConversationTurn:
         # unique index here would outlive it and trip a (very) late redelivery.
         inbound = message_row(dk, cid, "in", msg.type, msg.raw, "received", now)
         rows, items = [inbound], []
-        key = self._system_key() if turn.erased else dk
+        key = self._system_key if turn.erased else dk
         for reply in turn.replies:
             body = graph_body(reply, recipient)
             row = message_row(

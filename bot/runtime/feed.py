@@ -34,7 +34,7 @@ class OutboxFeed:
         db: Database,
         people: People,
         outbox: Outbox,
-        system_key: Callable[[], DataKey | None],
+        system_key: DataKey,
         owner: str,
         *,
         lone_worker: bool,
@@ -95,8 +95,7 @@ class OutboxFeed:
 
     def _open(self, row: message_store.QueuedRow) -> OutItem:
         if row.contact_id is None or row.kid is None or row.wrapped is None:
-            dk, farewell = self._system_key(), True
-            assert dk is not None
+            dk, farewell = self._system_key, True
         else:
             dk = self._people.data_key(row.data_key_id or "", row.kid, row.wrapped)
             farewell = False

@@ -20,12 +20,15 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot import audit
+from bot.crypto import Index, Keyring
+from bot.observers import NULL, Alarm, OutboxObserver
 from bot.policy.sending import SendGate
+from bot.privacy.consent import QuietRevocation
 from bot.runtime.alerts import FailureWatch
 from bot.runtime.pacing import PAUSE_ALL, PAUSE_MARKETING, Pacing
 from bot.store import Conn, StoreUnavailable
@@ -81,30 +84,28 @@ class Outbox:
         client: GraphClient,
         pacing: Pacing,
         *,
-        index_wamid: Callable[[str], str],
+        stops: QuietRevocation,
+        keyring: Keyring,
         concurrency: int = 32,
         max_attempts: int = 8,
         clock: Callable[[], float] = time.time,
-        alert: Callable[[str, dict[str, Any]], None] | None = None,
-        on_result: Callable[[str, str], None] | None = None,
-        on_graph_error: Callable[[str], None] | None = None,
+        alarm: Alarm = NULL,
+        observer: OutboxObserver = NULL,
         failures: FailureWatch | None = None,
-        on_marketing_stopped: Callable[[str], Awaitable[None]] | None = None,
         gate: SendGate | None = None,
     ) -> None:
         self.timing = Timing()
         self._db = db
         self._client = client
         self.pacing = pacing
-        self._index_wamid = index_wamid
+        self._stops = stops  # Meta's 131050: the person stopped marketing in WhatsApp
+        self._kr = keyring  # Meta's message ids are stored as blind indexes only
         self._concurrency = concurrency
         self._max_attempts = max_attempts
         self._clock = clock
-        self._alert = alert or (lambda event, fields: None)
-        self._on_result = on_result or (lambda category, outcome: None)
-        self._on_graph_error = on_graph_error or (lambda code: None)
+        self._alarm = alarm
+        self._observer = observer
         self._failures = failures
-        self.on_marketing_stopped = on_marketing_stopped
         self._gate = gate
         self._lines: dict[str, deque[OutItem]] = {}
         self._known: set[str] = set()  # message ids of durable items held in memory
@@ -252,7 +253,7 @@ class Outbox:
                     item.message_id, verdict.reason, item.category, item.actor, now
                 )
                 await self._db.write(refuse)
-                self._on_result(label, "refused")
+                self._observer.send_result(label, "refused")
                 return True
         try:
             sent = await self._client.send(await self._with_upload(item.body))
@@ -275,7 +276,7 @@ class Outbox:
             self._record_sent(mid, settle)
             if self._failures:
                 self._failures.record(True)
-        self._on_result(label, "sent")
+        self._observer.send_result(label, "sent")
         return True
 
     def _record_sent(self, message_id: str, unit: Callable[[Conn], None]) -> None:
@@ -311,7 +312,7 @@ class Outbox:
         return sendable
 
     def _wamid(self, wamid: str | None) -> str | None:
-        return self._index_wamid(wamid) if wamid else None
+        return self._kr.blind_index(Index.WAMID, wamid) if wamid else None
 
     async def quality_signal(self, code: int | None) -> None:
         """Meta says the number's quality is at risk: pause for every worker and alert.
@@ -326,13 +327,13 @@ class Outbox:
         await self.pacing.pause(scope, until)
         what = "marketing" if scope == PAUSE_MARKETING else "sending"
         log.error("Meta reported a quality or policy problem (code %s); %s paused", code, what)
-        self._alert(f"{what}_paused", {"code": code})
+        self._alarm.raise_(f"{what}_paused", {"code": code})
 
     async def _failed(self, item: OutItem, err: GraphError, label: str) -> bool:
         action = err.action
         now = self._clock()
         item.attempts += 1
-        self._on_graph_error(str(err.code or err.http_status or "network"))
+        self._observer.graph_error(str(err.code or err.http_status or "network"))
         if err.code in MARKETING_HELD:
             await self.quality_signal(err.code)
         if action is Action.FAIL or item.attempts >= self._max_attempts or not item.durable:
@@ -342,7 +343,7 @@ class Outbox:
                 item.attempts,
                 action.value,
             )
-            self._on_result(label, "failed")
+            self._observer.send_result(label, "failed")
             if item.durable:
                 if self._failures:
                     self._failures.record(False)
@@ -357,10 +358,10 @@ class Outbox:
                     audit.append(conn, [event])
 
                 await self._db.write(failed)
-                if err.code == MARKETING_STOPPED and self.on_marketing_stopped:
-                    await self.on_marketing_stopped(item.message_id)
+                if err.code == MARKETING_STOPPED:
+                    await self._stops.for_message(item.message_id, self._clock())
             return True
-        self._on_result(label, "retry")
+        self._observer.send_result(label, "retry")
         t = self.timing
         delay = backoff(item.attempts, t.backoff_base, t.backoff_cap)
         if action is Action.THROTTLE:
@@ -376,7 +377,7 @@ class Outbox:
             delay = max(delay, t.quality_pause)
         elif action is Action.AUTH:
             log.error("the Graph API refuses our access token (code %s)", err.code)
-            self._alert("access_token_refused", {"code": err.code})
+            self._alarm.raise_("access_token_refused", {"code": err.code})
         item.not_before = now + delay
         await self._db.write(store.schedule_retry, item.message_id, item.not_before, err.code, now)
         log.info(

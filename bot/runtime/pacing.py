@@ -17,9 +17,9 @@ go (Meta enforces its own limits and the sender backs off on its errors).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.observers import NULL, LimitObserver
 from bot.policy.limits import Limits, LimitsUnavailable
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,12 @@ class Pacing:
         limits: Limits,
         number: str,
         rates: Rates,
-        on_hit: Callable[[str], None] | None = None,
+        observer: LimitObserver = NULL,
     ) -> None:
         self._limits = limits
         self._number = number
         self.rates = rates
-        self._on_hit = on_hit or (lambda limit: None)
+        self._observer = observer
         self._pauses: dict[str, float] = {}
         self._looked_at = float("-inf")
 
@@ -58,13 +58,13 @@ class Pacing:
             r = self.rates
             wait = await self._limits.take(f"rate:{self._number}", r.per_second, r.per_second, now)
             if wait > 0:
-                self._on_hit("throughput")
+                self._observer.limit_hit("throughput")
                 return wait
             wait = await self._limits.take(
                 f"pair:{recipient}", r.recipient_per_minute / 60.0, r.recipient_burst, now
             )
             if wait > 0:
-                self._on_hit("recipient")
+                self._observer.limit_hit("recipient")
             return wait
         except LimitsUnavailable:
             log.warning("shared limits unreachable; sending without pacing")

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bot.crypto import DataKey, Index, Keyring
+from bot.observers import NULL, TurnObserver
 from bot.policy.limits import Limits, LimitsUnavailable
 from bot.privacy.consent import QuietRevocation
 from bot.runtime.conversation import ConversationTurn
@@ -51,12 +52,13 @@ class TurnRunner:
         keyring: Keyring,
         outbox: Outbox,
         conversation: ConversationTurn,
-        stops: QuietRevocation,
         *,
+        inbox_key: DataKey,
+        stops: QuietRevocation,
         mark_as_read: bool = True,
         max_active: int = 256,
         clock: Callable[[], float] = time.time,
-        on_turn: Callable[[str], None] | None = None,
+        observer: TurnObserver = NULL,
         locks: Limits | None = None,
     ) -> None:
         self._db = db
@@ -67,22 +69,21 @@ class TurnRunner:
         self._mark_as_read = mark_as_read
         self._slots = asyncio.Semaphore(max_active)
         self._clock = clock
-        self._on_turn = on_turn or (lambda outcome: None)
+        self._observer = observer
         self._locks = locks  # shared by every worker; None when this process is alone
         self._active: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
-        self._inbox_key: DataKey | None = None
+        self._inbox_key = inbox_key  # opens what the webhook sealed
         self._stopping = False
 
     @property
     def active(self) -> int:
         return len(self._active)
 
-    async def start(self, inbox_key: DataKey, resume: bool = True) -> None:
+    async def start(self, resume: bool = True) -> None:
         """`resume`: take up every pending event now (a turn worker's InboxWatch does
         that itself, for its own share of the contacts)."""
-        self._inbox_key = inbox_key
         if resume:
             self.notify(await self._db.read(inbox_store.pending_contacts))
         self._sweeper = asyncio.create_task(self._sweep_waiting(), name="turns-sweeper")
@@ -190,7 +191,7 @@ class TurnRunner:
             return True
         except Exception:  # broad: a turn that failed for any reason is logged and retried
             log.exception("turn failed: inbox_id=%d attempt=%d", pending.id, pending.attempts + 1)
-            self._on_turn("error")
+            self._observer.turn_ended("error")
             dropped = await self._db.write(
                 inbox_store.give_up, pending.id, self._clock(), MAX_ATTEMPTS
             )
@@ -201,7 +202,6 @@ class TurnRunner:
             return False
 
     async def _process(self, pending: inbox_store.PendingEvent) -> None:
-        assert self._inbox_key is not None
         now = self._clock()
         event = (
             open_event(self._inbox_key, pending.event_key, pending.payload)
@@ -245,7 +245,7 @@ class TurnRunner:
     ) -> None:
         handled = await self._conversation.handle(pending, msg, now)
         items = handled.items
-        self._on_turn("replied" if items else "quiet")
+        self._observer.turn_ended("replied" if items else "quiet")
         if self._mark_as_read and msg.is_user_content:
             receipt = read_receipt(msg.id)
             items.append(OutItem("", recipient=handled.pace_key, body=receipt, durable=False))

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, current_app, request
 
 from bot import audit
 from bot.config import Settings
 from bot.crypto import DataKey, Keyring
-from bot.metrics import Metrics
+from bot.observers import NULL, WebhookObserver
 from bot.store import StoreUnavailable
 from bot.store import inbox as inbox_store
 from bot.store.db import Database
@@ -34,14 +34,21 @@ from bot.whatsapp.events import PayloadError, ValueErrors, parse_webhook
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class WebhookDeps:
-    settings: Settings
+    """What a delivery is stored with, built when the app starts (`bot.app.open_services`)."""
+
     keyring: Keyring
     db: Database
+    inbox_key: DataKey  # seals each stored event (`bot.webhook.inbox`)
     notify: Callable[[Iterable[str]], None]  # contacts with new events (their turns start)
-    metrics: Metrics
-    inbox_key: DataKey | None = None  # set at start, once the store is open
+    observer: WebhookObserver = NULL
+
+
+def _deps() -> WebhookDeps:
+    """The running app's (`bot.app.Services.webhook`, under `app.extensions["bot"]`)."""
+    deps: WebhookDeps = current_app.extensions["bot"].webhook
+    return deps
 
 
 def _plain(status: int, text: str) -> Response:
@@ -86,11 +93,13 @@ async def _audit_refusal(deps: WebhookDeps, reason: str, size: int) -> None:
         log.error("could not audit a refused webhook (%s)", type(exc).__name__)
 
 
-def create_blueprint(deps: WebhookDeps) -> Blueprint:
+def create_blueprint(settings: Settings) -> Blueprint:
+    """The routes, registered when the app is made; what a delivery is stored with is
+    found on the running app (`_deps`), since it is built once the store is open."""
     bp = Blueprint("webhook", __name__)
-    secrets = deps.settings.app_secrets
-    verify_token = deps.settings.WHATSAPP_VERIFY_TOKEN
-    our_number = deps.settings.phone_number_id
+    secrets = settings.app_secrets
+    verify_token = settings.WHATSAPP_VERIFY_TOKEN
+    our_number = settings.phone_number_id
 
     @bp.get("/webhook")
     async def handshake() -> Response:
@@ -101,17 +110,18 @@ def create_blueprint(deps: WebhookDeps) -> Blueprint:
 
     @bp.post("/webhook")
     async def deliver() -> Response:
+        deps = _deps()
         body = await request.get_data(cache=False)
         assert isinstance(body, bytes)
         if not signature.verify(secrets, body, request.headers.get("X-Hub-Signature-256")):
-            deps.metrics.deliveries.labels("bad_signature").inc()
+            deps.observer.delivery_answered("bad_signature")
             log.warning("webhook refused: bad or missing signature (%d bytes)", len(body))
             await _audit_refusal(deps, "signature", len(body))
             return _plain(401, "invalid signature")
         try:
             delivery = parse_webhook(load_json(body))
         except (ValueError, PayloadError):
-            deps.metrics.deliveries.labels("bad_payload").inc()
+            deps.observer.delivery_answered("bad_payload")
             await _audit_refusal(deps, "payload", len(body))
             return _plain(400, "not a WhatsApp webhook payload")
 
@@ -119,27 +129,26 @@ def create_blueprint(deps: WebhookDeps) -> Blueprint:
         for event in delivery.events:
             number = getattr(event, "phone_number_id", None)
             if number is not None and number != our_number:
-                deps.metrics.events.labels("other_number").inc()
+                deps.observer.events_seen("other_number")
                 continue
             if isinstance(event, ValueErrors):
                 codes = [e.code for e in event.errors]
                 log.warning("Meta reported webhook-level errors: codes=%s", codes)
-            deps.metrics.events.labels(type(event).__name__).inc()
+            deps.observer.events_seen(type(event).__name__)
             events.append(event)
         if delivery.skipped:
-            deps.metrics.events.labels("skipped").inc(delivery.skipped)
+            deps.observer.events_seen("skipped", delivery.skipped)
 
-        assert deps.inbox_key is not None
         rows, contacts = sealed_rows(deps.keyring, deps.inbox_key, events, time.time())
         if rows:
             try:
                 await deps.db.write(inbox_store.accept, rows)
             except StoreUnavailable as exc:  # the store is down: not acknowledged, Meta retries
-                deps.metrics.deliveries.labels("store_unavailable").inc()
+                deps.observer.delivery_answered("store_unavailable")
                 log.error("webhook not stored (%s); answering 503", type(exc).__name__)
                 return _plain(503, "storage unavailable, retry later")
         deps.notify(contacts)
-        deps.metrics.deliveries.labels("stored").inc()
+        deps.observer.delivery_answered("stored")
         return _plain(200, "ok")
 
     return bp

@@ -25,6 +25,7 @@ import aiohttp
 import certifi
 import orjson
 
+from bot.observers import NULL, Alarm
 from bot.whatsapp.errors import Action, GraphError, safe_title
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,13 @@ class GraphClient:
         fallback_token: str = "",
         timeout: float = 15.0,
         max_connections: int = 64,
-        alert: Callable[[str, dict[str, Any]], None] | None = None,
+        alarm: Alarm = NULL,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._phone_number_id = phone_number_id
         self._token = token
         self._fallback = fallback_token
-        self._alert = alert or (lambda event, fields: None)
+        self._alarm = alarm
         self.using_fallback = False
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=5.0)
         self._max_connections = max_connections
@@ -115,7 +116,7 @@ class GraphClient:
             self.using_fallback = True
             self._token = self._fallback
             log.error("access token refused (code %s); switched to the fallback token", err.code)
-            self._alert("access_token_fallback", {"code": err.code})
+            self._alarm.raise_("access_token_fallback", {"code": err.code})
             return await self._post(edge, self._token, body(), headers)
 
     async def _post(
