@@ -86,6 +86,16 @@ class Services:
     def runs_turns(self) -> bool:
         return self.role != "web"
 
+    @property
+    def busy(self) -> bool:
+        """Work in flight in this process: turns under way, messages held or being sent,
+        sends Meta accepted whose record is still being written, units waiting for the
+        writer. Rows waiting in the store (pending inbox events) are not counted."""
+        o = self.outbox
+        return bool(
+            self.turns.active or o.depth or o.in_flight or o.settling or self.db.writer.depth
+        )
+
     async def start(self) -> None:
         await self.db.start()
         inbox_key = await self._system_key(INBOX_KEY_ID)
