@@ -103,6 +103,16 @@ class Services:
     def runs_turns(self) -> bool:
         return self.role != "web"
 
+    @property
+    def busy(self) -> bool:
+        """Work in flight in this process: turns under way, messages held or being sent,
+        sends Meta accepted whose record is still being written, units waiting for the
+        writer. Rows waiting in the store (pending inbox events) are not counted."""
+        o = self.outbox
+        return bool(
+            self.turns.active or o.depth or o.in_flight or o.settling or self.db.writer.depth
+        )
+
     async def start(self) -> None:
         """Start the workers: the store is open and everything built (`open_services`)."""
         if self.runs_turns:

@@ -137,6 +137,26 @@ class Clock:
         self.offset += seconds
 
 
+async def wait_idle(services: Services, timeout: float = 10.0, interval: float = 0.01) -> None:
+    """Wait until the bot has nothing left to do: no work in flight (`Services.busy`:
+    turns, sends, sends whose record is still being written, queued writes) and no
+    inbox event pending (a turn that failed waits for its retry). What the bot will only
+    get later from outside (a status webhook the fake has yet to post) is not covered."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if not services.busy:
+            pending = await services.db.read(
+                lambda c: c.execute(
+                    text("SELECT count(*) FROM inbox WHERE state='pending'")
+                ).scalar()
+            )
+            if not pending and not services.busy:
+                return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"bot did not become idle within {timeout}s")
+        await asyncio.sleep(interval)
+
+
 @dataclass
 class Bot:
     """A running bot, the fake Graph API behind it, and Meta's side of the webhook."""
@@ -171,20 +191,8 @@ class Bot:
         return new
 
     async def idle(self, timeout: float = 10.0) -> None:
-        """Wait until every turn and send under way has finished."""
-        s = self.services
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            if not s.turns.active and not s.outbox.depth and not s.db.writer.depth:
-                pending = await s.db.read(
-                    lambda c: c.execute(
-                        text("SELECT count(*) FROM inbox WHERE state='pending'")
-                    ).scalar()
-                )
-                if not pending:
-                    return
-            await asyncio.sleep(0.02)
-        raise TimeoutError("bot did not become idle")
+        """Wait until every turn and send under way has finished (see `wait_idle`)."""
+        await wait_idle(self.services, timeout)
 
     async def sql(self, query: str, **params: Any) -> list[Any]:
         return await self.services.db.read(lambda c: c.execute(text(query), params).all())

@@ -64,6 +64,14 @@ async def wait_ready(http: httpx.AsyncClient, url: str, proc: subprocess.Popen[b
     raise TimeoutError("bot did not become ready")
 
 
+def metric(text: str, sample: str) -> float:
+    """One sample's value from a /metrics page (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 async def run_cli(bot: Bot, *args: str) -> tuple[int, str, str]:
     """Run `python -m bot ARGS` with the same settings as the running test bot."""
     s = bot.settings

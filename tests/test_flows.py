@@ -148,8 +148,7 @@ async def test_referral_starts_the_opt_in_and_is_kept_as_source(bot: Bot) -> Non
 
 async def test_opt_in_question_expires_after_24_hours(bot: Bot) -> None:
     await say(bot, UK, "JOIN")
-    later = time.time() + 25 * 3600
-    bot.services.turns._clock = lambda: later
+    bot.clock.advance(25 * 3600)
     (menu,) = await say(bot, UK, "YES")
     assert "menu.my_data" in options_of(menu)
     await bot.idle()

@@ -35,9 +35,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot import logs
 from bot.app import create_app
 from bot.policy.business import SendRefused, TemplateSend, queue_template, queue_text
+from bot.runtime.conversation import ConversationTurn
 from bot.simulator import webhooks
 from bot.simulator.fake_graph import FakeGraph
-from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, Bot, make_settings
+from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, Bot, eventually, make_settings
 from tests.servers import free_socket
 
 UK, UK_NATIONAL = "+447700900123", ["07700 900123", "07700900123", "7700 900123"]
@@ -146,20 +147,16 @@ class Person:
         self.wamids.append(wamid)
         fake, start = self.bot.fake, self.got
         self.got += replies
-        await eventually(lambda: len(fake.messages_for(self.who)) >= self.got, interval=0.01)
+
+        async def answered() -> bool:
+            return len(fake.messages_for(self.who)) >= self.got
+
+        await eventually(answered, interval=0.01)
         return [m.body for m in fake.messages_for(self.who)[start : self.got]]
 
     async def tap(self, reply_id: str, replies: int = 1) -> list[Any]:
         kind = webhooks.list_reply if reply_id.startswith("language.") else webhooks.button_reply
         return await self.say(kind(reply_id, "x"), replies)
-
-
-async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.03) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("the bot did not answer in time")
-        await asyncio.sleep(interval)
 
 
 def bsuid_message(payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -256,29 +253,35 @@ async def business_initiated(bot: Bot) -> None:
             tier=None,
         )  # fmt: skip
     await queue_text(s.db, s.people, UK, SUPPORT_TEXT)
-    for _ in range(200):
+
+    async def all_sent() -> bool:
         queued = await bot.sql("SELECT count(*) FROM messages WHERE status='queued'")
-        if not queued[0][0]:
-            break
-        await asyncio.sleep(0.05)
+        return not queued[0][0]
+
+    await eventually(all_sent)  # the feed claims them from the store within a second
     assert [m.body["type"] for m in bot.fake.messages_for(STRANGER)] == ["template"]
     assert SUPPORT_TEXT in json.dumps([m.body for m in bot.fake.messages_for(UK)])
 
 
-def fail_once_on(bot: Bot, trigger: str) -> list[str]:
+def fail_once_on(monkeypatch: pytest.MonkeyPatch, trigger: str) -> list[str]:
     """Make the turn of `trigger` raise once, quoting everything personal it has."""
-    conversation = bot.services.turns._conversation
-    original = conversation.handle
+    original = ConversationTurn.handle
     failed: list[str] = []
 
-    async def handle(pending: Any, msg: Any, now: float) -> Any:
+    async def handle(self: ConversationTurn, pending: Any, msg: Any, now: float) -> Any:
         if msg.text == trigger and not failed:
             failed.append(msg.id)
             raise RuntimeError(f"cannot handle {msg.sender} {msg.text} {msg.id} {msg.raw}")
-        return await original(pending, msg, now)
+        return await original(self, pending, msg, now)
 
-    conversation.handle = handle
+    monkeypatch.setattr(ConversationTurn, "handle", handle)
     return failed
+
+
+def stored_deliveries(bot: Bot) -> float:
+    """Webhook POSTs the bot has stored and handed to its turns."""
+    sample = ("bot_webhook_deliveries_total", {"outcome": "stored"})
+    return bot.services.metrics.registry.get_sample_value(*sample) or 0.0
 
 
 # ---- what must never be found
@@ -351,6 +354,7 @@ async def test_nothing_personal_in_plaintext(
     log_file: tuple[Path, logging.Handler],
     tmp_path: Path,
     graph: tuple[FakeGraph, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake, api_url = graph
     log_path, handler = log_file
@@ -364,10 +368,18 @@ async def test_nothing_personal_in_plaintext(
         bot = Bot(url=url, services=app.extensions["bot"], fake=fake, http=http, settings=settings)
         # Meta's status webhooks (sent, delivered) for every reply, signed, over HTTP.
         fake.webhook_url, fake.app_secret, fake.send_statuses = url + "/webhook", APP_SECRET, True
-        failed = fail_once_on(bot, FAILING)
+        failed = fail_once_on(monkeypatch, FAILING)
         wamids: list[str] = []
         export = await conversation(bot, wamids)
-        await asyncio.sleep(0.3)  # the last status webhooks
+        # The last status webhooks: every delivery has been stored once each person's
+        # message, the two statuses `conversation` posts and the fake's "sent" and
+        # "delivered" for each of its sends are. Idle then means they were all handled.
+        expected = len(wamids) + 2 + 2 * len(fake.sent)
+
+        async def all_stored() -> bool:
+            return stored_deliveries(bot) >= expected
+
+        await eventually(all_stored)
         fake.send_statuses = False
         await bot.idle()
         assert failed, "the injected failure did not happen"

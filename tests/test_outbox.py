@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -42,6 +43,15 @@ async def out_rows(bot: Bot) -> list[tuple]:
     return [tuple(r) for r in rows]
 
 
+def retry_recorded(bot: Bot, code: int) -> Callable[[], Awaitable[bool]]:
+    """The one reply failed once with `code` and its retry is scheduled in the store."""
+
+    async def check() -> bool:
+        return await out_rows(bot) == [("queued", 1, code)]
+
+    return check
+
+
 @pytest.mark.parametrize("fault", ["500", "502", "503", "disconnect", 131000, 2])
 async def test_transient_errors_are_retried_until_sent(fast: Bot, fault: object) -> None:
     fast.fake.fail_next(fault, times=2)
@@ -62,8 +72,9 @@ async def test_permanent_errors_mark_failed_without_retry(
 ) -> None:
     fast.fake.fail_next(code)
     await fast.say(ALICE, "hi")
+    # Idle: the failure is recorded, and a retry would still be held in the outbox (a
+    # backoff timer keeps it queued), so nothing more can be sent after this.
     await fast.idle()
-    await asyncio.sleep(0.3)
     rows = await fast.sql(
         "SELECT status, attempts, error_code, error_title FROM messages WHERE direction='out'"
     )
@@ -74,8 +85,8 @@ async def test_permanent_errors_mark_failed_without_retry(
 
 
 @SQLITE_ONLY
+@pytest.mark.parametrize("bot", [{"BOT_SEND_MAX_ATTEMPTS": 3}], indirect=True)
 async def test_gives_up_after_max_attempts(fast: Bot) -> None:
-    fast.services.outbox._max_attempts = 3
     fast.fake.fail_next("503", times=10)
     await fast.say(ALICE, "hi")
 
@@ -92,7 +103,7 @@ async def test_gives_up_after_max_attempts(fast: Bot) -> None:
 async def test_throughput_limit_pauses_every_recipient(fast: Bot) -> None:
     fast.fake.fail_next(130429, to=ALICE[1:])
     await fast.say(ALICE, "hi")
-    await asyncio.sleep(0.15)
+    await eventually(retry_recorded(fast, 130429))  # the pause starts before this is written
     start = asyncio.get_running_loop().time()
     await fast.say(BOB, "hi")
     replies = await fast.replies(2)
@@ -108,7 +119,7 @@ async def test_pair_rate_limit_slows_only_that_recipient(fast: Bot) -> None:
     )
     fast.fake.fail_next(131056, to=ALICE[1:])
     await fast.say(ALICE, "hi")
-    await asyncio.sleep(0.1)
+    await eventually(retry_recorded(fast, 131056))  # Alice's pause starts before this is written
     start = asyncio.get_running_loop().time()
     await fast.say(BOB, "hi")
     (first,) = await fast.replies(1)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sqlite3
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -16,12 +16,26 @@ from bot.app import create_app
 from bot.simulator import webhooks
 from bot.simulator.fake_graph import FakeGraph
 from bot.simulator.fake_graph import serve as serve_fake
-from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, TOKEN, eventually, make_settings
-from tests.processes import bot_env, start_bot, wait_ready
+from tests.conftest import (
+    APP_SECRET,
+    PHONE_NUMBER_ID,
+    TOKEN,
+    eventually,
+    make_settings,
+    wait_idle,
+)
+from tests.processes import bot_env, metric, start_bot, wait_ready
 from tests.servers import free_port, running
 
 ROOT = Path(__file__).resolve().parents[1]
 SENDERS = [f"+4477009001{i:02d}" for i in range(10)]
+FAILED_ATTEMPTS = "SELECT count(*) FROM messages WHERE direction='out' AND attempts > 0"
+LEFT_OVER = (
+    "SELECT (SELECT count(*) FROM inbox WHERE state='pending')"
+    " + (SELECT count(*) FROM messages WHERE status='queued')"
+)
+# What a bot process holds in memory, as its /metrics shows it (live: one process).
+HELD = ("bot_active_contacts", "bot_outbox_queue", "bot_store_writer_queue")
 
 
 async def post_messages(http: httpx.AsyncClient, url: str, per_sender: int) -> None:
@@ -37,6 +51,24 @@ async def post_messages(http: httpx.AsyncClient, url: str, per_sender: int) -> N
 
 def replies_per_sender(fake: FakeGraph) -> Counter[str]:
     return Counter(s.to for s in fake.sent)
+
+
+def count(db_path: Path, query: str) -> int:
+    """One number from the database of a bot running in another process."""
+    db = sqlite3.connect(db_path)
+    try:
+        return db.execute(query).fetchone()[0]
+    finally:
+        db.close()
+
+
+def counting(
+    db_path: Path, query: str, done: Callable[[int], bool]
+) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return done(count(db_path, query))
+
+    return check
 
 
 async def test_pending_turns_and_queued_sends_resume_after_restart(db_url: str) -> None:
@@ -60,7 +92,8 @@ async def test_pending_turns_and_queued_sends_resume_after_restart(db_url: str) 
         app2 = create_app(settings)
         async with running(app2):
             await fake.wait_for_sent(len(SENDERS) * 2, timeout=20)
-            await asyncio.sleep(0.5)
+            # Idle: nothing held or settling that could still go out a second time.
+            await wait_idle(app2.extensions["bot"])
     assert replies_per_sender(fake) == {s[1:]: 2 for s in SENDERS}
 
 
@@ -73,17 +106,20 @@ async def test_kill_9_after_acknowledging_while_graph_is_down(tmp_path: Path) ->
     url = f"http://127.0.0.1:{port}"
     env = bot_env(tmp_path, port, api_url)
     fake = FakeGraph(phone_number_id=PHONE_NUMBER_ID, tokens=[TOKEN])
+    db_path = tmp_path / "bot.db"
 
     proc = start_bot(env, tmp_path)
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             await wait_ready(http, url, proc)
             await post_messages(http, url, per_sender=3)
-            await asyncio.sleep(0.3)  # let some turns commit and sends fail
+            # Let some turns commit and their sends fail: a reply is in the store with a
+            # failed attempt recorded.
+            await eventually(counting(db_path, FAILED_ATTEMPTS, lambda n: n > 0))
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
             # Every acknowledged delivery survived the kill, and work was left over.
-            with sqlite3.connect(tmp_path / "bot.db") as db:
+            with sqlite3.connect(db_path) as db:
                 assert db.execute("SELECT count(*) FROM inbox").fetchone()[0] == 30
                 pending = db.execute("SELECT count(*) FROM inbox WHERE state='pending'")
                 queued = db.execute("SELECT count(*) FROM messages WHERE status='queued'")
@@ -93,7 +129,18 @@ async def test_kill_9_after_acknowledging_while_graph_is_down(tmp_path: Path) ->
                 proc = start_bot(env, tmp_path)
                 await wait_ready(http, url, proc)
                 await fake.wait_for_sent(len(SENDERS) * 3, timeout=30)
-                await asyncio.sleep(1.0)  # anything extra (a duplicate) would show up now
+
+                async def nothing_left() -> bool:
+                    """No turn or send pending in the store (a reply Meta accepted stays
+                    queued until its send is recorded) and none held by the process."""
+                    if count(db_path, LEFT_OVER):
+                        return False
+                    page = (await http.get(url + "/metrics")).text
+                    return all(metric(page, name) == 0 for name in HELD)
+
+                # Anything extra (a duplicate) has gone out to the fake once the bot has
+                # nothing left to do; only then is the count below final.
+                await eventually(nothing_left)
                 proc.send_signal(signal.SIGTERM)
                 assert proc.wait(20) == 0
     finally:

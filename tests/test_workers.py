@@ -24,7 +24,7 @@ from bot.simulator import webhooks
 from bot.simulator.fake_graph import FakeGraph
 from bot.simulator.fake_graph import serve as serve_fake
 from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, TOKEN, require
-from tests.processes import bot_env, start_bot, wait_ready
+from tests.processes import bot_env, metric, start_bot, wait_ready
 from tests.servers import free_port
 
 REDIS_URL = os.environ.get("BOT_TEST_REDIS_URL", "")
@@ -175,13 +175,6 @@ def children_of(pid: int) -> list[int]:
 def role_of(pid: int) -> str:
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     return argv[argv.index(b"--role") + 1].decode() if b"--role" in argv else ""  # a zombie
-
-
-def metric(text: str, sample: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(sample + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 @pytest.mark.slow

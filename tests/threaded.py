@@ -9,12 +9,10 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import text
-
 from bot.app import Services, create_app
 from bot.simulator.fake_graph import FakeGraph
 from bot.simulator.fake_graph import serve as serve_fake
-from tests.conftest import PHONE_NUMBER_ID, TOKEN, make_settings
+from tests.conftest import PHONE_NUMBER_ID, TOKEN, make_settings, wait_idle
 from tests.servers import running
 
 T = TypeVar("T")
@@ -59,21 +57,7 @@ class ThreadedBot:
     def idle(self, timeout: float = 15) -> None:
         """Block until every turn and send under way has finished."""
 
-        async def wait() -> None:
-            s = self.services
-            for _ in range(int(timeout / 0.01)):
-                if not s.turns.active and not s.outbox.depth and not s.db.writer.depth:
-                    pending = await s.db.read(
-                        lambda c: c.execute(
-                            text("SELECT count(*) FROM inbox WHERE state='pending'")
-                        ).scalar()
-                    )
-                    if not pending and not s.outbox.in_flight:
-                        return
-                await asyncio.sleep(0.01)
-            raise TimeoutError("bot did not become idle")
-
-        self.run(wait(), timeout + 5)
+        self.run(wait_idle(self.services, timeout), timeout + 5)
 
     def __enter__(self) -> ThreadedBot:
         self.thread.start()

@@ -141,6 +141,11 @@ class Outbox:
     def depth(self) -> int:
         return sum(len(line) for line in self._lines.values())
 
+    @property
+    def settling(self) -> int:
+        """Sends Meta accepted whose record is still being written (see `_record_sent`)."""
+        return len(self._settling)
+
     def oldest_age(self) -> float:
         """Seconds the longest-waiting message has been held here (0 when empty)."""
         heads = [line[0].since for line in self._lines.values() if line]
