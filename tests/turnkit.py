@@ -1,0 +1,170 @@
+"""One conversation turn at a time, below HTTP: no server, no webhook route, no outbox.
+
+`TurnKit` builds the objects `bot.app.build_services` builds for a turn (store,
+keyring, people, engine with the real conditions, renderer and texts,
+controller, `ConversationTurn`) on a real SQLite file, and runs each message
+the way the turn runner does: Meta's webhook shape, parsed by the real parser,
+sealed into the inbox, read back as the pending event, handled at `kit.now`.
+It returns the Graph bodies of the replies the turn queued; sending them is
+the outbox's business and is not done here.
+
+    async with TurnKit.open(sqlite_url) as kit:
+        (notice,) = await kit.say(UK, "JOIN")
+        kit.later(hours=30)
+        (menu,) = await kit.tap(UK, "optin.yes")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from bot.app import OUTBOX_KEY_ID
+from bot.config import Settings
+from bot.conversation.engine import Engine
+from bot.conversation.flowfile import load_flows
+from bot.conversation.render import Renderer
+from bot.crypto import DataKey, Index, Keyring, WrappedKey
+from bot.i18n import Texts
+from bot.policy.inbound import InboundLimiter
+from bot.policy.limits import make_limits
+from bot.privacy.controller import Controller
+from bot.privacy.person import People
+from bot.runtime.conversation import ConversationTurn, Handled
+from bot.runtime.effects import CONDITION_CHECKS, Deps
+from bot.simulator import webhooks
+from bot.store import inbox as inbox_store
+from bot.store import keys as key_store
+from bot.store.db import Database
+from bot.webhook.inbox import INBOX_KEY_ID, open_event, sealed_rows
+from bot.whatsapp.events import InboundMessage, parse_webhook
+from tests.conftest import PHONE_NUMBER_ID, make_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+NOWHERE = "http://127.0.0.1:9/v21.0"  # no Graph API: nothing is sent from here
+LIST_PREFIXES = ("menu.", "residence.", "language.")  # ids the flows show as list rows
+
+
+def tapped(reply_id: str, title: str = "x") -> dict[str, Any]:
+    """What WhatsApp sends when a person taps a button or list row with this id."""
+    if reply_id.startswith(LIST_PREFIXES):
+        return webhooks.list_reply(reply_id, title)
+    return webhooks.button_reply(reply_id, title)
+
+
+class TurnKit:
+    def __init__(self, settings: Settings, db: Database, now: float) -> None:
+        self.settings = settings
+        self.db = db
+        self.now = now  # the time every turn is judged by; tests move it
+        self.keyring = Keyring(settings.master_keys, settings.index_key)
+        self.people = People(db, self.keyring)
+        self.flows = load_flows(settings.flows_dir)
+        self.engine = Engine(self.flows, CONDITION_CHECKS)
+        self.inbox_key: DataKey | None = None
+        self.outbox_key: DataKey | None = None
+        self.wamid = ""  # Meta's id of the last message sent in
+        controller = Controller.from_settings(settings)
+        renderer = Renderer(self.flows, Texts(settings.locales_dir), controller.params)
+        self.conversation = ConversationTurn(
+            Deps(db, self.keyring, renderer, controller),
+            self.people,
+            self.engine,
+            system_key=self._outbox_key,
+            limiter=InboundLimiter(
+                make_limits(None), settings.BOT_INBOUND_PER_MINUTE, settings.BOT_INBOUND_BURST
+            ),
+            handoff_timeout=settings.BOT_HANDOFF_TIMEOUT,
+        )
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        db_url: str,
+        *,
+        flows_dir: Path | None = None,
+        now: float | None = None,
+        **settings: Any,
+    ) -> AsyncIterator[TurnKit]:
+        """A kit on the (migrated) database at `db_url`; `settings` as in `make_settings`."""
+        if flows_dir is not None:
+            settings["BOT_FLOWS_DIR"] = str(flows_dir)
+        kit = cls(
+            make_settings(db_url, NOWHERE, **settings), Database(db_url),
+            time.time() if now is None else now,
+        )  # fmt: skip
+        await kit.db.start()
+        try:
+            kit.inbox_key = await kit._system_key(INBOX_KEY_ID)
+            kit.outbox_key = await kit._system_key(OUTBOX_KEY_ID)
+            yield kit
+        finally:
+            await kit.db.stop()
+
+    # Time ----------------------------------------------------------------------------------
+
+    def clock(self) -> float:
+        return self.now
+
+    def later(self, seconds: float = 0.0, *, hours: float = 0.0) -> None:
+        self.now += seconds + hours * 3600
+
+    # Talking -------------------------------------------------------------------------------
+
+    async def turn(self, who: str, content: dict[str, Any]) -> Handled:
+        """One message from `who` (+E164): stored in the inbox and handled as one turn."""
+        assert self.inbox_key is not None
+        body, self.wamid = webhooks.message(PHONE_NUMBER_ID, who, content, timestamp=int(self.now))
+        (event,) = parse_webhook(body).events
+        rows, contacts = sealed_rows(self.keyring, self.inbox_key, [event], self.now)
+        await self.db.write(inbox_store.accept, rows)
+        (contact,) = contacts
+        (pending,) = await self.db.read(inbox_store.next_pending, contact, 1)
+        assert pending.event_key == rows[0]["event_key"], "an earlier message is still pending"
+        assert pending.payload is not None
+        msg = open_event(self.inbox_key, pending.event_key, pending.payload)
+        assert isinstance(msg, InboundMessage)
+        return await self.conversation.handle(pending, msg, self.now)
+
+    async def send(self, who: str, content: dict[str, Any]) -> list[dict[str, Any]]:
+        """The Graph bodies of the replies to one message, in order."""
+        return [item.body for item in (await self.turn(who, content)).items]
+
+    async def say(self, who: str, words: str) -> list[dict[str, Any]]:
+        return await self.send(who, webhooks.text(words))
+
+    async def tap(self, who: str, reply_id: str, title: str = "x") -> list[dict[str, Any]]:
+        return await self.send(who, tapped(reply_id, title))
+
+    # Looking -------------------------------------------------------------------------------
+
+    async def sql(self, query: str, **params: Any) -> list[Any]:
+        return await self.db.read(lambda c: c.execute(text(query), params).all())
+
+    async def consent(self, who: str) -> str | None:
+        """The status of `who`'s marketing consent row, None when there is none."""
+        rows = await self.sql(
+            "SELECT c.status FROM consents c JOIN contacts k ON k.id = c.contact_id "
+            "WHERE k.phone_index = :i AND c.purpose = 'marketing'",
+            i=self.keyring.blind_index(Index.PHONE, who),
+        )
+        return rows[0][0] if rows else None
+
+    # Set-up --------------------------------------------------------------------------------
+
+    def _outbox_key(self) -> DataKey:
+        assert self.outbox_key is not None
+        return self.outbox_key
+
+    async def _system_key(self, key_id: str) -> DataKey:
+        """The bot's own data key (inbox deliveries, farewells), as `Services` makes it."""
+        _, wrapped = self.keyring.new_data_key(key_id)
+        row = {"id": key_id, "kid": wrapped.kid, "wrapped": wrapped.wrapped, "created_at": self.now}
+        kid, blob = await self.db.write(key_store.get_or_add, key_id, row)
+        return self.keyring.unwrap(key_id, WrappedKey(kid, blob))
