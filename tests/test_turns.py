@@ -1,26 +1,174 @@
 """Whole turns below HTTP (tests/turnkit.py): flow files, store and texts, no server.
 
 Each test is a conversation on a real SQLite file, checked on the replies'
-Graph bodies and on the rows the turns committed.
+Graph bodies and on the rows the turns committed. The pacing test adds a real
+outbox and feed in front of the fake Graph API, to show that a person's
+replies and the business's sends to them are held back by one pace.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.crypto import Index
-from tests.conftest import fresh_sqlite
+from bot.policy.business import TemplateSend, queue_template, queue_text
+from bot.policy.limits import make_limits
+from bot.policy.sending import SendGate, template_status
+from bot.policy.templates import load_templates
+from bot.runtime.feed import OutboxFeed
+from bot.runtime.outbox import Outbox
+from bot.runtime.pacing import Pacing, Rates
+from bot.simulator import webhooks
+from bot.simulator.fake_graph import FakeGraph
+from bot.whatsapp.client import GraphClient
+from tests.conftest import PHONE_NUMBER_ID, TOKEN, eventually, fresh_sqlite
 from tests.flowkit import GERMANY, UK, options_of, text_of
-from tests.turnkit import TurnKit
+from tests.turnkit import ROOT, TurnKit
+
+HOUR = 3600.0
+SHIPPED_EXPIRY = "expires: {after: 24h, to: menu.main}"
+ORDER = {"name": "Ana", "order": "A-1", "status": "shipped"}
 
 
 @pytest.fixture
 async def kit(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[TurnKit]:
     async with TurnKit.open(fresh_sqlite(sqlite_template, tmp_path)) as opened:
         yield opened
+
+
+# The flow files decide --------------------------------------------------------------------
+
+
+def flows_with_notice_expiring(tmp_path: Path, hours: int) -> Path:
+    """A copy of the shipped flows whose opt-in notice lapses after `hours`."""
+    flows = tmp_path / "flows"
+    shutil.copytree(ROOT / "flows", flows)
+    optin = flows / "optin.yaml"
+    shipped = optin.read_text()
+    assert shipped.count(SHIPPED_EXPIRY) == 1, "the notice's expiry is no longer written so"
+    edited = SHIPPED_EXPIRY.replace("24h", f"{hours}h")
+    optin.write_text(shipped.replace(SHIPPED_EXPIRY, edited))
+    return flows
+
+
+@pytest.mark.parametrize(
+    ("expires", "answered_after", "granted"),
+    [(24, 23, True), (24, 30, False), (48, 30, True), (48, 49, False)],
+    ids=["24h-yes-at-23h", "24h-yes-at-30h", "48h-yes-at-30h", "48h-yes-at-49h"],
+)
+async def test_changing_expires_in_optin_changes_when_the_question_lapses(
+    sqlite_template: Path, tmp_path: Path, expires: int, answered_after: int, granted: bool
+) -> None:
+    flows = None if expires == 24 else flows_with_notice_expiring(tmp_path, expires)
+    url = fresh_sqlite(sqlite_template, tmp_path)
+    async with TurnKit.open(url, flows_dir=flows) as kit:
+        assert kit.flows.state("optin.notice").expires_after == expires * HOUR
+        (notice,) = await kit.say(UK, "JOIN")
+        assert "optin.yes" in options_of(notice)
+        kit.later(hours=answered_after)
+        (answer,) = await kit.say(UK, "YES")
+        if granted:
+            assert await kit.consent(UK) == "granted"
+            assert answer["type"] == "text"  # the thanks
+        else:
+            assert await kit.consent(UK) == "pending"
+            assert "menu.join" in options_of(answer)  # the menu, as if nothing was asked
+
+
+# One pace per person ----------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def sending(
+    kit: TurnKit, graph: tuple[FakeGraph, str]
+) -> AsyncIterator[tuple[Outbox, list[str]]]:
+    """A real outbox and feed, built as `bot.app` builds them, sending to the fake at the
+    kit's time; yields the outbox and the names of the limits that held a message back."""
+    _, url = graph
+    settings, owner = kit.settings, "this-worker"
+    hits: list[str] = []
+    client = GraphClient(base_url=url, phone_number_id=PHONE_NUMBER_ID, token=TOKEN)
+    rates = Rates(
+        per_second=settings.BOT_SEND_PER_SECOND,
+        recipient_per_minute=settings.BOT_RECIPIENT_PER_MINUTE,
+        recipient_burst=settings.BOT_RECIPIENT_BURST,
+    )
+    templates = load_templates(settings.templates_path)
+    outbox = Outbox(
+        kit.db,
+        client,
+        Pacing(make_limits(None), settings.phone_number_id, rates, hits.append),
+        index_wamid=lambda wamid: kit.keyring.blind_index(Index.WAMID, wamid),
+        clock=kit.clock,  # frozen while the test looks: a held message stays held
+        gate=SendGate(kit.db, owner, lambda name: template_status(templates, name)),
+    )
+    feed = OutboxFeed(
+        kit.db, kit.people, outbox, lambda: kit.outbox_key, owner,
+        lone_worker=True, poll=0.02, clock=kit.clock,
+    )  # fmt: skip
+    await outbox.start([])
+    await feed.start()
+    try:
+        yield outbox, hits
+    finally:
+        await feed.stop()
+        await outbox.stop(grace=1.0)
+        await client.aclose()
+
+
+async def business_send(kit: TurnKit, who: str) -> None:
+    """A message the business starts: a utility template, picked up by the feed."""
+    templates = load_templates(kit.settings.templates_path)
+    send = TemplateSend(who, "order_update", "utility", ORDER)
+    await queue_template(kit.db, kit.people, templates, send, tier=None, now=kit.now)
+
+
+@pytest.mark.parametrize("first", ["reply", "business"])
+async def test_a_persons_business_send_and_reply_share_one_pacing_bucket(
+    sqlite_template: Path, tmp_path: Path, graph: tuple[FakeGraph, str], first: str
+) -> None:
+    """With a burst of one per person, the second message to one person waits for the
+    per-person pace, whether the turn or the business queued it."""
+    fake, _ = graph
+    url = fresh_sqlite(sqlite_template, tmp_path)
+    async with TurnKit.open(url, BOT_RECIPIENT_BURST=1) as kit, sending(kit, graph) as (out, hits):
+
+        async def reply() -> None:
+            out.enqueue((await kit.turn(UK, webhooks.text("hi"))).items)
+
+        if first == "reply":
+            await reply()
+            await fake.wait_for_sent(1, timeout=5)
+            await queue_text(kit.db, kit.people, UK, "Support here.", now=kit.now)
+        else:
+            await business_send(kit, UK)  # someone new: the template makes them known
+            await fake.wait_for_sent(1, timeout=5)
+            await reply()
+
+        async def held() -> list[str]:
+            return hits
+
+        assert await eventually(held, timeout=5) == ["recipient"]
+        assert len(fake.sent) == 1 and out.depth == 1  # the second one waits its turn
+        assert fake.sent[0].body["type"] == ("interactive" if first == "reply" else "template")
+
+
+async def test_two_people_are_not_held_back_by_each_other(
+    sqlite_template: Path, tmp_path: Path, graph: tuple[FakeGraph, str]
+) -> None:
+    fake, _ = graph
+    url = fresh_sqlite(sqlite_template, tmp_path)
+    async with TurnKit.open(url, BOT_RECIPIENT_BURST=1) as kit, sending(kit, graph) as (out, hits):
+        await business_send(kit, GERMANY)
+        out.enqueue((await kit.turn(UK, webhooks.text("hi"))).items)
+        sent = await fake.wait_for_sent(2, timeout=5)
+        assert {m.to for m in sent} == {UK[1:], GERMANY[1:]}
+        assert hits == []
 
 
 # The flows end to end, as the webhook path runs them --------------------------------------
