@@ -17,6 +17,7 @@ the outbox's business and is not done here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from sqlalchemy import text
 from bot.app import OUTBOX_KEY_ID
 from bot.config import Settings
 from bot.conversation.engine import Engine
-from bot.conversation.flowfile import load_flows
+from bot.conversation.flowfile import FlowSet, load_flows
 from bot.conversation.render import Renderer
 from bot.crypto import DataKey, Index, Keyring, WrappedKey
 from bot.i18n import Texts
@@ -50,6 +51,19 @@ NOWHERE = "http://127.0.0.1:9/v21.0"  # no Graph API: nothing is sent from here
 LIST_PREFIXES = ("menu.", "residence.", "language.")  # ids the flows show as list rows
 
 
+@functools.cache
+def _read(flows_dir: Path, locales_dir: Path) -> tuple[FlowSet, Texts]:
+    return load_flows(flows_dir), Texts(locales_dir)
+
+
+def read_flows_and_texts(settings: Settings) -> tuple[FlowSet, Texts]:
+    """The flows and texts `settings` name; the shipped ones are read once (they do not
+    change while tests run, and reading them costs more than a turn)."""
+    if settings.flows_dir == ROOT / "flows" and settings.locales_dir == ROOT / "locales":
+        return _read(settings.flows_dir, settings.locales_dir)
+    return load_flows(settings.flows_dir), Texts(settings.locales_dir)
+
+
 def tapped(reply_id: str, title: str = "x") -> dict[str, Any]:
     """What WhatsApp sends when a person taps a button or list row with this id."""
     if reply_id.startswith(LIST_PREFIXES):
@@ -64,13 +78,13 @@ class TurnKit:
         self.now = now  # the time every turn is judged by; tests move it
         self.keyring = Keyring(settings.master_keys, settings.index_key)
         self.people = People(db, self.keyring)
-        self.flows = load_flows(settings.flows_dir)
+        self.flows, texts = read_flows_and_texts(settings)
         self.engine = Engine(self.flows, CONDITION_CHECKS)
         self.inbox_key: DataKey | None = None
         self.outbox_key: DataKey | None = None
         self.wamid = ""  # Meta's id of the last message sent in
         controller = Controller.from_settings(settings)
-        renderer = Renderer(self.flows, Texts(settings.locales_dir), controller.params)
+        renderer = Renderer(self.flows, texts, controller.params)
         self.conversation = ConversationTurn(
             Deps(db, self.keyring, renderer, controller),
             self.people,
