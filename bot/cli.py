@@ -18,7 +18,7 @@ from bot.operator import OperatorError
 from bot.policy.templates import TemplateFileError
 
 if TYPE_CHECKING:
-    from bot.app import Role
+    from bot.services import Role
 
 DEV_ENV = Path("var/dev.env")
 

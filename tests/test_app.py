@@ -7,16 +7,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
-from bot.app import (
-    EXTENSION,
-    OUTBOX_KEY_ID,
-    Services,
-    create_app,
-    load_content,
-    open_services,
-)
+from bot.app import EXTENSION, create_app
 from bot.config import Settings
 from bot.crypto import DataKey, Keyring, WrappedKey
+from bot.services import OUTBOX_KEY_ID, Services, load_content, open_services
 from bot.webhook.inbox import INBOX_KEY_ID
 from tests.conftest import make_settings
 from tests.servers import running

@@ -415,6 +415,6 @@ async def test_nothing_personal_in_plaintext(
     log_bytes = log_path.read_bytes()
     entries = [json.loads(line) for line in log_bytes.decode().splitlines()]
     loggers = {e["logger"] for e in entries}
-    assert {"bot.app", "bot.runtime.turns", "hypercorn.error"} <= loggers, loggers
+    assert {"bot.services", "bot.runtime.turns", "hypercorn.error"} <= loggers, loggers
     assert any(e.get("exc_type") == "RuntimeError" for e in entries)
     assert leaks(log_bytes, needles) == [], "plaintext in the log"

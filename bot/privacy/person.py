@@ -73,6 +73,10 @@ class People:
         self._db = db
         self._kr = keyring
 
+    @property
+    def keyring(self) -> Keyring:
+        return self._kr
+
     # Indexes -------------------------------------------------------------------------------
 
     def indexes_of(self, party: Party) -> tuple[str | None, str | None]:

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WebhookDeps:
-    """What a delivery is stored with, built when the app starts (`bot.app.open_services`)."""
+    """What a delivery is stored with, built when the app starts (`bot.services.open_services`)."""
 
     keyring: Keyring
     db: Database
