@@ -3,7 +3,8 @@
 Meta's items are loose: ids and codes come as strings or ints, keys go missing, new message
 types appear without notice. Each builder returns None for an item it cannot use (the caller
 counts it as skipped) and never raises; the scalar readers at the end say exactly what is
-accepted for an id, a number or a timestamp. `event_parse` walks a delivery down to its items.
+accepted for an id, a number or a timestamp. `event_parse` walks a delivery down to its items;
+`event_slices` rebuilds one stored item with the same builders.
 """
 
 from __future__ import annotations
