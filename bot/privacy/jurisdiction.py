@@ -5,6 +5,11 @@ the number wins over nothing; with no usable evidence the bot applies its own st
 (``Law.STRICT``: GDPR-like rights for everyone). Every function here is pure and never raises on
 bad input, because it runs on every turn with whatever Meta (or a person) sent.
 
+Which places fall under which law, which US area codes count as California, the rows of the
+residence list and the words people type for a place are the privacy team's:
+`flows/policy/countries.yaml`, read by `bot.privacy.countries` (which also says where the
+loaded file comes from; each function here takes it as an optional `countries`).
+
 Number facts come from libphonenumber's own data, not hand-written lists, with one twist:
 WhatsApp delivers numbers that libphonenumber calls invalid (fictional 555 ranges, Ofcom drama
 numbers, brand-new ranges). Such a number still keeps the country of its calling code, and a US
@@ -14,41 +19,41 @@ number keeps its area code, so neither is ever silently dropped to the default.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import lru_cache
 
 import phonenumbers
 from babel import Locale
 from babel.languages import get_official_languages
 
+from bot.privacy.countries import (
+    NOT_COUNTRIES,
+    Countries,
+    Law,
+    Residence,
+    fold,
+    known_countries,
+    shipped_countries,
+)
+
 __all__ = [
     "CALIFORNIA",
-    "CALIFORNIA_AREA_CODES",
-    "GDPR_COUNTRIES",
+    "DEFAULT_LANGUAGE",
     "OTHER",
     "SHIPPED_LANGUAGES",
+    "Choice",
+    "Countries",
     "Jurisdiction",
     "Law",
-    "country_choices",
+    "Residence",
     "country_of_number",
     "decide",
     "language_for",
     "law_for",
     "parse_residence",
     "region_of_number",
+    "residence_choices",
 ]
-
-
-class Law(StrEnum):
-    """The privacy regime whose texts (notices, rights, deadlines) a person gets."""
-
-    GDPR = "gdpr"
-    CCPA = "ccpa"
-    PDPA = "pdpa"
-    LGPD = "lgpd"
-    STRICT = "strict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +70,8 @@ SHIPPED_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "pt")
 DEFAULT_LANGUAGE = "en"
 CALIFORNIA = "US-CA"
 OTHER = "OTHER"  # list row id for "my country is not listed": the caller asks for free text
-
-# The 27 EU member states, the three EEA states (IS, LI, NO) and the UK (UK GDPR). EU outermost
-# regions that libphonenumber reports under their own codes (Réunion, Guadeloupe, Martinique,
-# French Guiana, Mayotte, Saint-Martin) and Åland are EU territory, so they are GDPR too.
-# Crown dependencies (GG, JE, IM), Gibraltar, Faroe and Greenland have their own laws: STRICT.
-_EU = "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE"
-_EU_OUTERMOST = "RE GP MQ GF YT MF AX"
-GDPR_COUNTRIES: frozenset[str] = frozenset(f"{_EU} {_EU_OUTERMOST} IS LI NO GB".split())
-_LAW_BY_COUNTRY: dict[str, Law] = {"SG": Law.PDPA, "BR": Law.LGPD}
+OTHER_TITLE = "residence.other"  # its title, a message id in locales/
 _EU_EXCEPTIONAL_CODES = {"UK": "GB", "EL": "GR"}  # the EU's own spellings, not ISO 3166
-
-Residence = tuple[str, str | None]  # (country, region), e.g. ("US", "US-CA")
 
 _NUMBER_CACHE = 4096
 _MAX_RESIDENCE_CHARS = 300  # a residence answer is short; longer text is not one
@@ -123,25 +118,17 @@ def country_of_number(e164: str) -> str | None:
     return _number_facts(normalized)[0] if normalized else None
 
 
-# California area codes as libphonenumber's geocoder data places them (phonenumbers 9.0.43).
-# Kept as a constant rather than read at run time because loading the geocoder data costs about
-# 100 MB of memory and 0.7 s (on the event loop, at the first US number) for 39 numbers. The
-# list is not hand-made: tests/test_jurisdiction.py recomputes it from the installed geocoder
-# (_geocoder_california_area_codes) and fails when a phonenumbers upgrade adds an overlay code.
-_CALIFORNIA_AREA_CODES_TEXT = """
-    209 213 279 310 323 341 350 369 408 415 424 442 510 530 559 562 619 626 628 650
-    657 661 669 707 714 738 747 760 805 818 820 831 840 858 909 916 925 949 951
-"""
-CALIFORNIA_AREA_CODES: frozenset[str] = frozenset(_CALIFORNIA_AREA_CODES_TEXT.split())
-
-
 def _geocoder_california_area_codes() -> frozenset[str]:
     """NANP area codes that libphonenumber's geocoder data places in California.
+
+    They are written in `flows/policy/countries.yaml` rather than read from here at run time,
+    because loading the geocoder data costs about 100 MB of memory and 0.7 s (on the event
+    loop, at the first US number) for 39 numbers. The list is not hand-made: the tests compare
+    the file with this and fail when a phonenumbers upgrade adds an overlay code.
 
     The geocoder names a US prefix "California" or "<City>, CA"; some codes (310) only have
     city-level entries, so every "1NPA..." prefix is read. Reading the prefix data, rather than
     geocoding a number, also covers numbers libphonenumber calls invalid (geocoded as "").
-    Used by the tests to keep CALIFORNIA_AREA_CODES in step with the library.
     """
     from phonenumbers.geodata import GEOCODE_DATA  # heavy: ~100 MB, see above
 
@@ -154,8 +141,8 @@ def _geocoder_california_area_codes() -> frozenset[str]:
     return frozenset(codes)
 
 
-def region_of_number(e164: str) -> str | None:
-    """ "US-CA" when a US number's area code lies in California, else None.
+def region_of_number(e164: str, countries: Countries | None = None) -> str | None:
+    """The US state whose `area_codes` list a US number's area code ("US-CA"), else None.
 
     A weak signal: people keep their numbers when they move, so a 415 number says where the
     number was issued, not where its owner lives. That is why stated residence wins. Works for
@@ -167,7 +154,8 @@ def region_of_number(e164: str) -> str | None:
     country, national = _number_facts(normalized)
     if country != "US" or national is None or len(national) < 3:
         return None
-    return CALIFORNIA if national[:3] in CALIFORNIA_AREA_CODES else None
+    facts = countries if countries is not None else shipped_countries()
+    return facts.region_by_area_code.get(national[:3])
 
 
 # --- law -------------------------------------------------------------------------------------
@@ -181,103 +169,28 @@ def _clean_code(value: str | None) -> str | None:
     return value or None
 
 
-def law_for(country: str | None, region: str | None) -> Law:
-    """The law for a country (and region): anything not named here gets the strict default.
+def law_for(country: str | None, region: str | None, countries: Countries | None = None) -> Law:
+    """The law for a country (and region): anything the countries file does not list gets the
+    strict default.
 
-    Only California among US states has a law the bot models, so "US" alone is STRICT.
+    A region's law (California's CCPA) applies in its own country only, so "US" alone is STRICT.
     """
+    facts = countries if countries is not None else shipped_countries()
     country, region = _clean_code(country), _clean_code(region)
-    if region == CALIFORNIA and country in (None, "US"):
-        return Law.CCPA
-    if country in GDPR_COUNTRIES:
-        return Law.GDPR
-    return _LAW_BY_COUNTRY.get(country or "", Law.STRICT)
+    if region in facts.law_by_region and country in (None, region.split("-", 1)[0]):
+        return facts.law_by_region[region]
+    return facts.law_by_country.get(country or "", Law.STRICT)
 
 
 # --- stated residence ------------------------------------------------------------------------
 
 _ALPHA2 = re.compile(r"[A-Z]{2}")
 _SUBDIVISION = re.compile(r"([A-Za-z]{2})[-_]([A-Za-z0-9]{1,3})")
-_NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"})
-_ENDONYM_COUNTRIES = sorted(GDPR_COUNTRIES - set(_EU_OUTERMOST.split()) | {"CH", "SG"})
-
-# Names Babel does not carry but people type. Keys are folded (see _fold).
-_ALIASES: dict[str, Residence] = {
-    **dict.fromkeys(
-        [
-            "uk",
-            "great britain",
-            "britain",
-            "england",
-            "scotland",
-            "wales",
-            "northern ireland",
-            "grossbritannien",
-            "schottland",
-            "grande bretagne",
-            "angleterre",
-            "ecosse",
-            "pays de galles",
-            "gran bretana",
-            "inglaterra",
-            "escocia",
-            "gales",
-            "gra bretanha",
-        ],
-        ("GB", None),
-    ),
-    **dict.fromkeys(
-        [
-            "usa",
-            "us",
-            "united states of america",
-            "vereinigte staaten von amerika",
-            "etats unis d amerique",
-            "ee uu",
-            "eeuu",
-            "estados unidos de america",
-            "eua",
-            "estados unidos da america",
-        ],
-        ("US", None),
-    ),
-    **dict.fromkeys(("holland", "hollande", "holanda"), ("NL", None)),
-    "turkey": ("TR", None),  # CLDR's English name is now "Türkiye"
-    **dict.fromkeys(
-        ("california", "kalifornien", "californie", "us ca", "ca usa"), ("US", CALIFORNIA)
-    ),
-    # US states whose names contain a country name: keep them from scanning as that country.
-    "new mexico": ("US", "US-NM"),
-    "new jersey": ("US", "US-NJ"),
-    "rhode island": ("US", "US-RI"),
-}
-# Whole-answer only: common words that would misfire inside a sentence ("tell us", "island").
-_NOT_IN_SENTENCES = frozenset(
-    {
-        "us",
-        "island",
-        "reunion",
-        "jersey",
-        "chad",
-        "jordan",
-        "georgia",
-        "guinea",
-        "maurice",
-        "turkey",
-    }
-)
-
-
-def _fold(text: str) -> str:
-    """Case-, accent- and punctuation-insensitive form: "Bosnia & Herzegovina" -> "bosnia ..."."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-    return " ".join(re.sub(r"[\W_]+", " ", plain.replace(".", "")).split())
 
 
 def _add_name(table: dict[str, Residence], name: str, code: str) -> None:
     """Add a name unless it is taken: first writer wins (shipped languages before endonyms)."""
-    key = _fold(name)
+    key = fold(name)
     if key and key not in table:
         table[key] = (code, None)
 
@@ -291,36 +204,42 @@ def _own_name(code: str, language: str) -> str | None:
 
 
 @lru_cache(maxsize=1)
-def _residence_names() -> dict[str, Residence]:
-    """Folded country name -> (country, region): Babel names in the shipped languages, the
-    European countries' and Singapore's own names ("Polska", "Sverige"), then the aliases."""
+def _babel_names() -> dict[str, Residence]:
+    """Folded country name -> (country, None), in every shipped language."""
     table: dict[str, Residence] = {}
     for language in SHIPPED_LANGUAGES:
         for code, name in Locale.parse(language).territories.items():
-            if _ALPHA2.fullmatch(code) and code not in _NOT_COUNTRIES:
+            if _ALPHA2.fullmatch(code) and code not in NOT_COUNTRIES:
                 _add_name(table, name, code)
-    for code in _ENDONYM_COUNTRIES:
+    return table
+
+
+@dataclass(frozen=True, slots=True)
+class _Names:
+    table: dict[str, Residence]  # folded name -> (country, region)
+    longest: int  # words in the longest name, for scanning sentences
+
+
+@lru_cache(maxsize=8)
+def _names(countries: Countries) -> _Names:
+    """Babel's names, then the file's countries' own names ("Polska", "Sverige"), then its
+    aliases, which win over both."""
+    table = dict(_babel_names())
+    for code in countries.own_names:
         for language in get_official_languages(code, de_facto=True):
             name = _own_name(code, language)
             if name:
                 _add_name(table, name, code)
-    table.update({key: value for key, value in _ALIASES.items() if key})
-    return table
-
-
-@lru_cache(maxsize=1)
-def _known_countries() -> frozenset[str]:
-    """Alpha-2 codes Babel knows as territories (CLDR's list, which includes XK, Kosovo)."""
-    codes = {c for c in Locale.parse("en").territories if _ALPHA2.fullmatch(c)}
-    return frozenset(codes - _NOT_COUNTRIES)
+    table.update(countries.aliases)
+    return _Names(table, max(len(key.split()) for key in table))
 
 
 def _parse_code(raw: str) -> Residence | None:
     """ "DE" (upper case only: "no", "si", "de" are words) or "US-CA" (any case)."""
-    if _ALPHA2.fullmatch(raw) and raw in _known_countries():
+    if _ALPHA2.fullmatch(raw) and raw in known_countries():
         return raw, None
     match = _SUBDIVISION.fullmatch(raw)
-    if match and match.group(1).upper() in _known_countries():
+    if match and match.group(1).upper() in known_countries():
         country = match.group(1).upper()
         return country, f"{country}-{match.group(2).upper()}"
     return None
@@ -335,15 +254,15 @@ def _merge(found: list[Residence]) -> Residence | None:
     return countries.pop(), (regions.pop() if regions else None)
 
 
-def _scan(words: list[str], table: dict[str, Residence]) -> list[Residence]:
+def _scan(words: list[str], names: _Names, whole_only: frozenset[str]) -> list[Residence]:
     """Greedy longest match of known names inside a sentence ("ich wohne in Deutschland")."""
-    longest = max(len(key.split()) for key in table)
+    table = names.table
     found: list[Residence] = []
     i = 0
     while i < len(words):
-        for size in range(min(longest, len(words) - i), 0, -1):
+        for size in range(min(names.longest, len(words) - i), 0, -1):
             key = " ".join(words[i : i + size])
-            if key in table and key not in _NOT_IN_SENTENCES:
+            if key in table and key not in whole_only:
                 found.append(table[key])
                 i += size
                 break
@@ -352,11 +271,11 @@ def _scan(words: list[str], table: dict[str, Residence]) -> list[Residence]:
     return found
 
 
-def parse_residence(text: str) -> Residence | None:
+def parse_residence(text: str, countries: Countries | None = None) -> Residence | None:
     """(country, region) from what a person typed or picked, or None if not understood.
 
-    Accepts list ids ("DE", "US-CA"), country names in en/de/fr/es/pt and the European
-    countries' own names, case- and accent-insensitively, alone or inside a short sentence.
+    Accepts list ids ("DE", "US-CA"), country names in en/de/fr/es/pt and the names the
+    countries file adds, case- and accent-insensitively, alone or inside a short sentence.
     "CA" is Canada (ISO), not California: the misreading lands on STRICT, the safe side.
     "OTHER" is not understood on purpose: the caller then asks the person to type a country.
     """
@@ -366,13 +285,14 @@ def parse_residence(text: str) -> Residence | None:
     coded = _parse_code(raw)
     if coded:
         return coded
-    folded = _fold(raw)
+    folded = fold(raw)
     if not folded:
         return None
-    table = _residence_names()
-    if folded in table:
-        return table[folded]
-    return _merge(_scan(folded.split(), table))
+    facts = countries if countries is not None else shipped_countries()
+    names = _names(facts)
+    if folded in names.table:
+        return names.table[folded]
+    return _merge(_scan(folded.split(), names, facts.whole_answer_only))
 
 
 # --- decision --------------------------------------------------------------------------------
@@ -394,16 +314,18 @@ def _stated(stated: Residence | None) -> Residence | None:
     return country, region
 
 
-def decide(stated: Residence | None, e164: str | None) -> Jurisdiction:
+def decide(
+    stated: Residence | None, e164: str | None, countries: Countries | None = None
+) -> Jurisdiction:
     """Stated residence, else the number, else the strict default. Cheap: numbers are cached."""
     residence = _stated(stated)
     if residence is not None:
         country, region = residence
-        return Jurisdiction(law_for(country, region), country, region, "stated")
+        return Jurisdiction(law_for(country, region, countries), country, region, "stated")
     country = country_of_number(e164) if isinstance(e164, str) else None
     if country is not None:
-        region = region_of_number(e164) if isinstance(e164, str) else None
-        return Jurisdiction(law_for(country, region), country, region, "number")
+        region = region_of_number(e164, countries) if isinstance(e164, str) else None
+        return Jurisdiction(law_for(country, region, countries), country, region, "number")
     return Jurisdiction(Law.STRICT, None, None, "default")
 
 
@@ -417,7 +339,7 @@ def _language_names() -> dict[str, str]:
     for display in SHIPPED_LANGUAGES:
         languages = Locale.parse(display).languages
         for code in SHIPPED_LANGUAGES:
-            names.setdefault(_fold(languages[code]), code)
+            names.setdefault(fold(languages[code]), code)
     return names
 
 
@@ -428,7 +350,7 @@ def _shipped_choice(choice: str | None) -> str | None:
     base = re.split(r"[-_@.]", choice.strip(), maxsplit=1)[0].casefold()
     if base in SHIPPED_LANGUAGES:
         return base
-    return _language_names().get(_fold(choice))
+    return _language_names().get(fold(choice))
 
 
 @lru_cache(maxsize=512)
@@ -459,49 +381,36 @@ def language_for(choice: str | None, e164: str | None) -> str:
 
 # --- residence list --------------------------------------------------------------------------
 
-# At most 10 rows (WhatsApp list limit), each law reachable and each shipped language's home:
-# GB, DE, FR, ES, PT (GDPR, and the en/de/fr/es/pt homes), California (CCPA), the rest of the US
-# (so non-Californians have an honest pick), BR (LGPD), SG (PDPA), and OTHER (type your
-# country). IE, NL, IT and all others are reached by typing the name: parse_residence.
-_CHOICE_CODES: tuple[str, ...] = ("GB", "DE", "FR", "ES", "PT", CALIFORNIA, "US", "BR", "SG")
 _ROW_TITLE_MAX = 24  # WhatsApp list row title limit
-_LABELS: dict[str, dict[str, str]] = {
-    CALIFORNIA: {
-        "en": "California",
-        "de": "Kalifornien",
-        "fr": "Californie",
-        "es": "California",
-        "pt": "Califórnia",
-    },
-    "US": {
-        "en": "USA (other state)",
-        "de": "USA (anderer Staat)",
-        "fr": "États-Unis (autre État)",
-        "es": "EE. UU. (otro estado)",
-        "pt": "EUA (outro estado)",
-    },
-    OTHER: {
-        "en": "Other country",
-        "de": "Anderes Land",
-        "fr": "Autre pays",
-        "es": "Otro país",
-        "pt": "Outro país",
-    },
-}
 
 
-def _label(code: str, language: str) -> str:
-    """Localized row title, clipped to WhatsApp's 24 characters."""
-    name = _LABELS.get(code, {}).get(language) or Locale.parse(language).territories[code]
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A row of the residence list: its id is `residence.<code>`, which `parse_residence` reads
+    back. Its title is `name`, the country's name in the list's language, unless `message_id`
+    names a text in locales/ to show instead (the countries file says which)."""
+
+    code: str
+    name: str  # "" when `message_id` gives the title
+    message_id: str | None = None
+
+
+def _name(code: str, language: str) -> str:
+    """A country's name in the language, clipped to WhatsApp's 24 characters."""
+    name = Locale.parse(language).territories[code]
     return name if len(name) <= _ROW_TITLE_MAX else name[: _ROW_TITLE_MAX - 1] + "…"
 
 
-@lru_cache(maxsize=len(SHIPPED_LANGUAGES))
-def _choices(language: str) -> tuple[tuple[str, str], ...]:
-    return tuple((code, _label(code, language)) for code in (*_CHOICE_CODES, OTHER))
+@lru_cache(maxsize=32)
+def _choices(language: str, countries: Countries) -> tuple[Choice, ...]:
+    rows = [
+        Choice(code, "", title) if title else Choice(code, _name(code, language))
+        for code, title in countries.residence_list
+    ]
+    return (*rows, Choice(OTHER, "", OTHER_TITLE))
 
 
-def country_choices(locale: str) -> list[tuple[str, str]]:
-    """(row id, localized title) for the residence list; ids round-trip via parse_residence."""
+def residence_choices(locale: str, countries: Countries | None = None) -> tuple[Choice, ...]:
+    """The residence list in a language: the countries file's rows, then OTHER."""
     language = _shipped_choice(locale) or DEFAULT_LANGUAGE
-    return list(_choices(language))
+    return _choices(language, countries if countries is not None else shipped_countries())
