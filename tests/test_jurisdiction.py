@@ -15,7 +15,6 @@ from bot.privacy.jurisdiction import (
     SHIPPED_LANGUAGES,
     Jurisdiction,
     Law,
-    _geocoder_california_area_codes,
     country_of_number,
     decide,
     language_for,
@@ -24,6 +23,7 @@ from bot.privacy.jurisdiction import (
     region_of_number,
     residence_choices,
 )
+from bot.privacy.numbers import geocoder_california_area_codes
 
 # What flows/policy/countries.yaml says; test_countries_file.py shows the code reads the file.
 GDPR_COUNTRIES = shipped_countries().places(Law.GDPR)
@@ -76,7 +76,7 @@ def test_invalid_numbers_keep_their_country() -> None:
 
 def test_california_area_codes_match_libphonenumber() -> None:
     """The file's codes are libphonenumber's data; an upgrade that adds an overlay fails here."""
-    from_geocoder = _geocoder_california_area_codes()
+    from_geocoder = geocoder_california_area_codes()
     assert from_geocoder == CALIFORNIA_AREA_CODES, (
         f"update area_codes.US-CA in flows/policy/countries.yaml: "
         f"add {sorted(from_geocoder - CALIFORNIA_AREA_CODES)}, "
