@@ -1,7 +1,8 @@
 """`python -m bot locales extract|update|compile`: Babel's catalog workflow for message ids.
 
 Texts are looked up by message id (`optin.notice`), so the ids come from the
-flow files and the code, not from scanning Python for `_()` calls:
+flow files, the countries file (titles of the residence list) and the code, not
+from scanning Python for `_()` calls:
 
 - `extract` writes `locales/bot.pot`: every id the flows and the code send,
   plus the law variants (msgctxt) the English catalog has;
@@ -21,7 +22,9 @@ from babel.messages.pofile import PoFileError, read_po, write_po
 
 from bot.conversation.check import LAWS, Use, message_uses
 from bot.conversation.flowfile import FlowError, load_flows
+from bot.datafile import DataFileError
 from bot.i18n import DOMAIN, FALLBACK, po_path, read_catalog
+from bot.privacy.countries import COUNTRIES_FILE, load_countries
 
 TEMPLATE = f"{DOMAIN}.pot"
 
@@ -45,7 +48,8 @@ def template(flows_dir: Path, locales_dir: Path) -> Catalog:
         if m.id and m.context in LAWS:
             variants.setdefault(m.id, []).append(m.context)
     uses: dict[str, list[Use]] = {}
-    for use in message_uses(flows):
+    countries = load_countries(flows_dir / COUNTRIES_FILE)  # titles of the residence list
+    for use in message_uses(flows, countries):
         uses.setdefault(use.message_id, []).append(use)
     pot = Catalog(project=DOMAIN, domain=DOMAIN, fuzzy=False)
     for message_id, found in uses.items():
@@ -64,6 +68,8 @@ def extract(flows_dir: Path, locales_dir: Path) -> int:
         pot = template(flows_dir, locales_dir)
     except FlowError as exc:
         return _fail(f"{flows_dir.name}/{exc}")
+    except DataFileError as exc:
+        return _fail(str(exc))
     path = locales_dir / TEMPLATE
     with path.open("wb") as fh:
         write_po(fh, pot, width=79)

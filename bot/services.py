@@ -33,19 +33,20 @@ from bot.policy.sending import SendGate
 from bot.policy.templates import Registry, load_templates
 from bot.privacy.consent import QuietRevocation
 from bot.privacy.controller import Controller
+from bot.privacy.countries import COUNTRIES_FILE, Countries, load_countries
 from bot.privacy.person import People
 from bot.privacy.retention import purge_forever
 from bot.runtime.alerts import Alerts, FailureWatch
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.effects import CONDITION_CHECKS, Deps
 from bot.runtime.feed import OutboxFeed
+from bot.runtime.inbox import INBOX_KEY_ID
 from bot.runtime.inbox_watch import InboxWatch
 from bot.runtime.outbox import Outbox
 from bot.runtime.pacing import Pacing, Rates
 from bot.runtime.turns import TurnRunner
 from bot.store import keys as key_store
 from bot.store.db import Database
-from bot.webhook.inbox import INBOX_KEY_ID
 from bot.webhook.routes import WebhookDeps
 from bot.whatsapp.client import GraphClient
 
@@ -138,17 +139,21 @@ class Services:
 
 @dataclass(frozen=True)
 class Content:
-    """What the privacy team edits: flows, texts and templates (read before serving)."""
+    """What the privacy team edits: flows, texts, templates and the countries file (read
+    before serving, so a broken one stops start-up before the port is taken)."""
 
     flows: FlowSet
     texts: Texts
     templates: Registry
+    countries: Countries
 
 
 def load_content(settings: Settings) -> Content:
-    """Read and check the flows, texts and templates; raises on a broken file."""
+    """Read and check the flows, texts, templates and countries; raises on a broken file."""
     templates = load_templates(settings.templates_path)
-    return Content(load_flows(settings.flows_dir), Texts(settings.locales_dir), templates)
+    countries = load_countries(settings.flows_dir / COUNTRIES_FILE)
+    flows, texts = load_flows(settings.flows_dir), Texts(settings.locales_dir)
+    return Content(flows, texts, templates, countries)
 
 
 @dataclass(frozen=True)
@@ -288,7 +293,7 @@ def build_conversation(
     """One message turn: the flows' engine with its conditions, the texts, the
     controller, the inbound limit."""
     controller = Controller.from_settings(settings)
-    renderer = Renderer(content.flows, content.texts, controller.params)
+    renderer = Renderer(content.flows, content.texts, controller.params, content.countries)
     limiter = InboundLimiter(
         limits, settings.BOT_INBOUND_PER_MINUTE, settings.BOT_INBOUND_BURST, observer=observer
     )

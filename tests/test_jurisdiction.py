@@ -9,22 +9,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.privacy.countries import shipped_countries
 from bot.privacy.jurisdiction import (
-    CALIFORNIA_AREA_CODES,
-    GDPR_COUNTRIES,
     OTHER,
     SHIPPED_LANGUAGES,
     Jurisdiction,
     Law,
-    _geocoder_california_area_codes,
-    country_choices,
     country_of_number,
     decide,
     language_for,
     law_for,
     parse_residence,
     region_of_number,
+    residence_choices,
 )
+from bot.privacy.numbers import geocoder_california_area_codes
+
+# What flows/policy/countries.yaml says; test_countries_file.py shows the code reads the file.
+GDPR_COUNTRIES = shipped_countries().places(Law.GDPR)
+CALIFORNIA_AREA_CODES = shipped_countries().area_codes("US-CA")
 
 _EEA_TEXT = (
     "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE IS LI NO"
@@ -72,10 +75,11 @@ def test_invalid_numbers_keep_their_country() -> None:
 
 
 def test_california_area_codes_match_libphonenumber() -> None:
-    """The constant is libphonenumber's data; an upgrade that adds an overlay fails here."""
-    from_geocoder = _geocoder_california_area_codes()
+    """The file's codes are libphonenumber's data; an upgrade that adds an overlay fails here."""
+    from_geocoder = geocoder_california_area_codes()
     assert from_geocoder == CALIFORNIA_AREA_CODES, (
-        f"update CALIFORNIA_AREA_CODES: add {sorted(from_geocoder - CALIFORNIA_AREA_CODES)}, "
+        f"update area_codes.US-CA in flows/policy/countries.yaml: "
+        f"add {sorted(from_geocoder - CALIFORNIA_AREA_CODES)}, "
         f"drop {sorted(CALIFORNIA_AREA_CODES - from_geocoder)}"
     )
     assert {"213", "310", "415", "650", "916"} <= CALIFORNIA_AREA_CODES
@@ -251,20 +255,20 @@ def test_language_choice(choice: str | None, number: str | None, language: str) 
 
 @pytest.mark.parametrize("locale", [*SHIPPED_LANGUAGES, "pt_BR", "de-AT", "xx", ""])
 def test_country_choices(locale: str) -> None:
-    rows = country_choices(locale)
+    """Titles that are texts (California, OTHER) are checked in test_countries_file.py."""
+    rows = residence_choices(locale)
     assert 1 < len(rows) <= 10  # WhatsApp list limit
-    assert all(0 < len(title) <= 24 for _, title in rows)  # WhatsApp row title limit
-    assert rows[-1][0] == OTHER
-    reached = {decide(parse_residence(code), None).law for code, _ in rows[:-1]}
+    assert all(0 < len(c.name) <= 24 for c in rows if not c.message_id)  # row title limit
+    assert rows[-1].code == OTHER
+    reached = {decide(parse_residence(c.code), None).law for c in rows[:-1]}
     assert {Law.GDPR, Law.CCPA, Law.PDPA, Law.LGPD, Law.STRICT} == reached
     assert parse_residence(OTHER) is None
 
 
 def test_country_choices_are_localized() -> None:
-    assert dict(country_choices("de"))["DE"] == "Deutschland"
-    assert dict(country_choices("fr"))["US-CA"] == "Californie"
-    assert dict(country_choices("pt"))["BR"] == "Brasil"
-    assert country_choices("xx") == country_choices("en")
+    assert {c.code: c.name for c in residence_choices("de")}["DE"] == "Deutschland"
+    assert {c.code: c.name for c in residence_choices("pt")}["BR"] == "Brasil"
+    assert residence_choices("xx") == residence_choices("en")
 
 
 def test_decide_is_cheap() -> None:

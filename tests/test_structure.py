@@ -28,8 +28,8 @@ LAYERS = {
     "domain": {"privacy", "conversation", "policy"},
     "runtime": {"runtime"},
     "edge": {
-        "webhook", "operator", "keys", "simulator", "cli", "app", "workers", "locales_cli",
-        "__main__",
+        "webhook", "operator", "keys", "simulator", "cli", "app", "services", "workers",
+        "locales_cli", "__main__",
     },
 }  # fmt: skip
 ORDER = ["base", "domain", "runtime", "edge"]

@@ -30,13 +30,14 @@ from bot.crypto import Index, Keyring
 from bot.i18n import Texts
 from bot.policy.limits import make_limits
 from bot.policy.templates import load_templates
+from bot.privacy.countries import COUNTRIES_FILE, load_countries
 from bot.privacy.person import People
 from bot.runtime.conversation import ConversationTurn, Handled
+from bot.runtime.inbox import open_event, sealed_rows
 from bot.services import Content, SystemKeys, build_conversation, system_keys
 from bot.simulator import webhooks
 from bot.store import inbox as inbox_store
 from bot.store.db import Database
-from bot.webhook.inbox import open_event, sealed_rows
 from bot.whatsapp.events import InboundMessage, parse_webhook
 from tests.conftest import PHONE_NUMBER_ID, make_settings
 
@@ -74,7 +75,8 @@ class TurnKit:
         self.keyring = Keyring(settings.master_keys, settings.index_key)
         self.people = People(db, self.keyring)
         flows, texts = read_flows_and_texts(settings)
-        self.content = Content(flows, texts, load_templates(settings.templates_path))
+        countries = load_countries(settings.flows_dir / COUNTRIES_FILE)
+        self.content = Content(flows, texts, load_templates(settings.templates_path), countries)
         self.wamid = ""  # Meta's id of the last message sent in
         self.conversation: ConversationTurn = build_conversation(
             settings, self.content, db, self.people, keys.outbox, make_limits(None)

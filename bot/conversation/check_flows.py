@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections import deque
 from pathlib import Path
 
-from bot.conversation.check_report import SHIPPED_LANGUAGES, Report, country_choices, yaml_lines
+from bot.conversation.check_report import SHIPPED_LANGUAGES, Report, yaml_lines
 from bot.conversation.engine import HOME, MAX_HOPS
 from bot.conversation.flowfile import Flow, FlowError, FlowSet, State, load_flow, load_keywords
 from bot.conversation.keywords import normalize
 from bot.i18n import FALLBACK
+from bot.privacy.jurisdiction import Countries, residence_choices
 from bot.whatsapp import messages as wa
 
 SPECIAL_INPUTS = ("text",)
@@ -134,16 +135,18 @@ def _check_next_chains(flows: FlowSet, report: Report) -> None:
 # --- inputs: keyword groups and button ids ----------------------------------------------------
 
 
-def offered_ids(flows: FlowSet) -> set[str]:
-    """Every button and row id some state shows (lists from `rows_from` included)."""
+def offered_ids(flows: FlowSet, countries: Countries | None = None) -> set[str]:
+    """Every button and row id some state shows (lists from `rows_from` included).
+
+    Without `countries` (its file is broken, and reported) every `residence.` id counts."""
     ids: set[str] = set()
     for state in flows.all_states:
         ids.update(o.id for o in (*state.buttons, *state.rows))
         if state.rows_from == "languages":
             ids.update(f"language.{code}" for code in SHIPPED_LANGUAGES)
         elif state.rows_from == "countries":
-            rows = country_choices(FALLBACK) if country_choices else [("*", "")]
-            ids.update(f"residence.{code}" for code, _ in rows)
+            rows = residence_choices(FALLBACK, countries) if countries else ()
+            ids.update(f"residence.{code}" for code in [c.code for c in rows] or ["*"])
     return ids
 
 
@@ -160,7 +163,7 @@ def _input_problem(name: str, flows: FlowSet, offered: set[str]) -> str | None:
 
 
 def _check_inputs(flows: FlowSet, report: Report) -> None:
-    offered = offered_ids(flows)
+    offered = offered_ids(flows, report.countries)
     for flow in flows.flows.values():
         for group in flow.keywords:
             if group not in flows.keywords:
@@ -180,11 +183,11 @@ def _check_inputs(flows: FlowSet, report: Report) -> None:
 # --- buttons and lists ------------------------------------------------------------------------
 
 
-def _row_count(state: State) -> int:
+def _row_count(state: State, countries: Countries | None) -> int:
     if state.rows_from == "languages":
         return len(SHIPPED_LANGUAGES)
     if state.rows_from == "countries":
-        return len(country_choices(FALLBACK)) if country_choices else 0
+        return len(residence_choices(FALLBACK, countries)) if countries else 0
     return len(state.rows)
 
 
@@ -197,8 +200,9 @@ def _check_shapes(flows: FlowSet, report: Report) -> None:
         has_list = bool(state.list_button or state.rows or state.rows_from)
         if len(state.buttons) > wa.BUTTONS_MAX:
             add(f"{len(state.buttons)} buttons; WhatsApp allows {wa.BUTTONS_MAX}")
-        if _row_count(state) > wa.LIST_ROWS_MAX:
-            add(f"{_row_count(state)} list rows; WhatsApp allows {wa.LIST_ROWS_MAX}")
+        rows = _row_count(state, report.countries)
+        if rows > wa.LIST_ROWS_MAX:
+            add(f"{rows} list rows; WhatsApp allows {wa.LIST_ROWS_MAX}")
         if state.buttons and has_list:
             add("buttons and a list in one message: WhatsApp allows one or the other")
         if has_list and not (state.rows or state.rows_from):

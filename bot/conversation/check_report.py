@@ -1,4 +1,5 @@
-"""What every part of `flows check` shares: the problem list and where a problem points.
+"""What every part of `flows check` shares: the problem list, where a problem points, the
+countries file.
 
 A finding is only useful if it names the line the privacy team opens, so the report
 turns flow and catalog locations into paths relative to the checkout, and reads YAML
@@ -14,17 +15,10 @@ import yaml
 
 from bot.conversation.flowfile import Flow
 from bot.i18n import po_path
+from bot.privacy.jurisdiction import SHIPPED_LANGUAGES as SHIPPED_LANGUAGES  # for the checks
+from bot.privacy.jurisdiction import Countries, Law
 
-try:
-    from bot.privacy.jurisdiction import OTHER, SHIPPED_LANGUAGES, Law, country_choices
-except ImportError:  # being written; the contract is known
-    OTHER = "OTHER"
-    SHIPPED_LANGUAGES = ("en", "de", "fr", "es", "pt")
-    LAWS: tuple[str, ...] = ("gdpr", "ccpa", "pdpa", "lgpd", "strict")
-    country_choices = None
-else:
-    LAWS = tuple(law.value for law in Law)
-
+LAWS: tuple[str, ...] = tuple(law.value for law in Law)
 VARIANTS: tuple[str | None, ...] = (None, *LAWS)  # None: the text without a law's context
 
 
@@ -43,6 +37,8 @@ class Report:
         self.flows_dir, self.locales_dir = flows_dir, locales_dir
         self.problems: list[Problem] = []
         self.broken: set[str] = set()  # flows that did not load: no follow-up noise about them
+        # The countries file of this flows folder (residence list rows), None if it is broken.
+        self.countries: Countries | None = None
         self._lines: dict[str, dict[str, int]] = {}
 
     def line(self, flow: Flow, key: str) -> int:

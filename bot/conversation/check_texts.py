@@ -15,16 +15,10 @@ from babel import Locale
 from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import PoFileError, read_po
 
-from bot.conversation.check_report import (
-    LAWS,
-    OTHER,
-    SHIPPED_LANGUAGES,
-    VARIANTS,
-    Report,
-    country_choices,
-)
+from bot.conversation.check_report import LAWS, SHIPPED_LANGUAGES, VARIANTS, Report
 from bot.conversation.flowfile import FlowSet
 from bot.i18n import DOMAIN, FALLBACK, placeholders, po_path, read_catalog
+from bot.privacy.jurisdiction import Countries, residence_choices
 from bot.whatsapp import messages as wa
 
 DEFAULT_PARAM = "x" * 40
@@ -55,8 +49,11 @@ class Use:
     line: int
 
 
-def message_uses(flows: FlowSet) -> list[Use]:
-    """Every message id the flows and the code send, with the limit where it is shown."""
+def message_uses(flows: FlowSet, countries: Countries | None = None) -> list[Use]:
+    """Every message id the flows and the code send, with the limit where it is shown.
+
+    `countries` (the flows folder's countries file) names the residence list's titles that
+    are texts; without it, only "another country" is known to be one."""
     uses: list[Use] = []
     for state in flows.all_states:
         file, line = f"{state.flow}.yaml", state.where.line
@@ -70,8 +67,10 @@ def message_uses(flows: FlowSet) -> list[Use]:
         if interactive and not state.buttons:  # the renderer's default label: "Options"
             label = state.list_button or "menu.list_button"
             uses.append(Use(label, "list button", wa.LIST_BUTTON_MAX, file, line))
-        if state.rows_from == "countries":  # the "other country" row's title
-            uses.append(Use("residence.other", "row title", wa.LIST_ROW_TITLE_MAX, file, line))
+        if state.rows_from == "countries":  # "other country" and the rows titled by a text
+            rows = residence_choices(FALLBACK, countries) if countries else ()
+            titles = [c.message_id for c in rows if c.message_id] or ["residence.other"]
+            uses += [Use(t, "row title", wa.LIST_ROW_TITLE_MAX, file, line) for t in titles]
         for row in state.rows:
             uses.append(Use(row.title, "row title", wa.LIST_ROW_TITLE_MAX, file, line))
             if row.description:
@@ -134,9 +133,10 @@ def check_texts(flows: FlowSet, locales_dir: Path, params: dict[str, str], repor
     """Every catalog against every text the flows use; runs after the flows so it knows them."""
     catalogs = _load_catalogs(locales_dir, report)
     english = catalogs.get(FALLBACK)
-    uses = message_uses(flows)
+    uses = message_uses(flows, report.countries)
     used = {u.message_id for u in uses}
-    if english is not None and not report.broken:
+    # A file that did not load hides what it uses: no "unused" noise then.
+    if english is not None and not report.broken and report.countries is not None:
         for m in _entries(english):
             if m.id not in used:
                 message = f"'{m.id}' is used by no flow and not by the code (CODE_MESSAGE_IDS)"
@@ -232,12 +232,12 @@ def _check_list_rows(flows: FlowSet, report: Report) -> None:
     """Rows the bot builds itself: country names and each language's own name."""
     for state in flows.all_states:
         titles: list[tuple[str, str]] = []
-        if state.rows_from == "countries" and country_choices:
+        if state.rows_from == "countries" and report.countries:
             titles = [
-                (lang, title)
+                (lang, c.name)
                 for lang in SHIPPED_LANGUAGES
-                for code, title in country_choices(lang)
-                if code != OTHER  # its title is the text `residence.other`
+                for c in residence_choices(lang, report.countries)
+                if not c.message_id  # a text's length is checked with the catalogs
             ]
         elif state.rows_from == "languages":
             titles = [(code, language_title(code)) for code in SHIPPED_LANGUAGES]

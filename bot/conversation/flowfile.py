@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from bot.conversation.actions import ACTIONS, CONDITIONS
+from bot.datafile import LineLoader
 from bot.errors import BotError
 
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
@@ -126,35 +127,12 @@ class FlowSet:
         return [s for f in self.flows.values() for s in f.states.values()]
 
 
-# --- YAML with line numbers ----------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML that remembers the line of every mapping (for error messages)."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
-    mapping["__line__"] = node.start_mark.line + 1
-    return mapping
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-# YAML 1.1 reads `on`, `yes`, `no` and `off` as booleans; in flow files they are
-# words (`on:` lists transitions, `yes:`/`no:` are keyword groups). Only
-# true/false are booleans here.
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
+# --- YAML with line numbers (`bot.datafile`) ------------------------------------------------
 
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - safe loader
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=LineLoader)  # noqa: S506 - safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1

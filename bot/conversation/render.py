@@ -2,7 +2,8 @@
 
 Texts come from the person's language and law (`bot.i18n`); a state's
 buttons become reply buttons, its list a list message, and a list with
-`rows_from` is filled with the countries or languages on offer.
+`rows_from` is filled with the countries (`flows/policy/countries.yaml`) or
+languages on offer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from babel import Locale
 from bot.conversation.engine import Say
 from bot.conversation.flowfile import FlowSet, Option, State
 from bot.i18n import Texts
-from bot.privacy.jurisdiction import OTHER, SHIPPED_LANGUAGES, country_choices
+from bot.privacy.countries import Countries, shipped_countries
+from bot.privacy.jurisdiction import SHIPPED_LANGUAGES, residence_choices
 from bot.whatsapp.messages import Button, Buttons, ListMessage, Outbound, Row, Text
 
 # The ids of the rows a `rows_from` list is filled with: a prefix, then the value.
@@ -34,10 +36,19 @@ def language_name(code: str) -> str:
 
 
 class Renderer:
-    def __init__(self, flows: FlowSet, texts: Texts, params: dict[str, str]) -> None:
+    def __init__(
+        self,
+        flows: FlowSet,
+        texts: Texts,
+        params: dict[str, str],
+        countries: Countries | None = None,
+    ) -> None:
+        """`countries` gives the residence list; by default the shipped file, read now, so a
+        broken file stops start-up rather than the first person who asks for the list."""
         self._flows = flows
         self._texts = texts
         self._params = params
+        self._countries = countries if countries is not None else shipped_countries()
 
     def text(self, lang: str, law: str, message_id: str, **params: Any) -> str:
         return self._texts.get(lang, law, message_id, **(self._params | params))
@@ -62,10 +73,10 @@ class Renderer:
         if state.rows_from == "countries":
             return tuple(
                 Row(
-                    ROW_ID_PREFIX["countries"] + code,
-                    self.text(lang, law, "residence.other") if code == OTHER else name,
+                    ROW_ID_PREFIX["countries"] + c.code,
+                    self.text(lang, law, c.message_id) if c.message_id else c.name,
                 )
-                for code, name in country_choices(lang)
+                for c in residence_choices(lang, self._countries)
             )
         if state.rows_from == "languages":
             prefix = ROW_ID_PREFIX["languages"]

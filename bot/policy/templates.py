@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from bot.config import PROJECT
-from bot.conversation.flowfile import _Loader as _FlowLoader
+from bot.datafile import META, DataFileError, shown_path
+from bot.datafile import line_of as _line
+from bot.datafile import read_yaml as read_data_file
 from bot.errors import BotError
 from bot.privacy.jurisdiction import SHIPPED_LANGUAGES
 from bot.whatsapp.messages import Template
@@ -38,14 +37,6 @@ UNKNOWN_TEMPLATE = "unknown_template"
 TEMPLATE_NOT_APPROVED = "template_not_approved"
 TEMPLATE_LANGUAGE = "template_language"
 TEMPLATE_PARAMS = "template_params"
-
-
-class TemplateFileError(BotError):
-    """The registry (or a list the checker reads) is malformed: `file:line: reason`."""
-
-    def __init__(self, file: str, line: int | None, reason: str) -> None:
-        super().__init__(f"{file}:{line}: {reason}" if line else f"{file}: {reason}")
-        self.file, self.line, self.reason = file, line, reason
 
 
 class TemplateRefused(BotError):
@@ -131,65 +122,12 @@ class Registry:
 
 # --- reading the file -----------------------------------------------------------------------
 
-
-class _Twice(BotError, yaml.constructor.ConstructorError):
-    """A key written twice: valid YAML, but the first entry would silently be lost."""
-
-
-class _Loader(_FlowLoader):
-    """The flow files' YAML (only true/false are booleans) with two more rules: a key
-    written twice is an error rather than silently the last one, and each mapping keeps
-    the line of each of its keys (`__lines__`), so an error points at `status:` itself."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        lines: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                if key_node.value in lines:
-                    raise _Twice(
-                        None, None, f"'{key_node.value}' is written twice", key_node.start_mark
-                    )
-                lines[key_node.value] = key_node.start_mark.line + 1
-        mapping = super().construct_mapping(node, deep=deep)
-        mapping["__lines__"] = {k: lines.get(str(k), 0) for k in mapping}
-        return mapping
-
-
-META = {"__line__", "__lines__"}  # added by the loader, not written in the file
-
-
-def _line(raw: dict[str, Any], key: Any) -> int:
-    """The line of `key` in a mapping read by `_Loader`, else of the mapping itself."""
-    return raw["__lines__"].get(key) or raw["__line__"]
-
-
-def shown_path(path: Path) -> str:
-    """Relative to the checkout when inside it, so problems read `flows/templates.yaml:14`."""
-    try:
-        return path.resolve().relative_to(PROJECT).as_posix()
-    except ValueError:
-        return str(path)
+TemplateFileError = DataFileError  # the registry (or a list the checker reads) is malformed
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML mapping whose mappings carry `__line__`; any failure is one `file:line:` line."""
-    shown = shown_path(path)
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - safe
-    except OSError as exc:
-        raise TemplateFileError(shown, None, f"cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or "unreadable"
-        hint = "; put texts in quotes" if "{" in str(exc) or "mapping" in problem else ""
-        line = mark.line + 1 if mark else 1
-        reason = problem if isinstance(exc, _Twice) else f"not valid YAML: {problem}{hint}"
-        raise TemplateFileError(shown, line, reason) from None
-    if data is None:
-        return {"__line__": 1, "__lines__": {}}
-    if not isinstance(data, dict):
-        raise TemplateFileError(shown, 1, "the file must be a list of names with their entries")
-    return data
+    """The registry's YAML (or a list the checker reads); see `bot.datafile.read_yaml`."""
+    return read_data_file(path, "a list of names with their entries")
 
 
 def _text(value: Any, file: str, line: int, what: str, required: bool) -> str | None:

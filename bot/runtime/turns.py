@@ -22,12 +22,12 @@ from bot.observers import NULL, TurnObserver
 from bot.policy.limits import Limits, LimitsUnavailable
 from bot.privacy.consent import QuietRevocation
 from bot.runtime.conversation import ConversationTurn
+from bot.runtime.inbox import open_event
 from bot.runtime.outbox import Outbox, OutItem
 from bot.store import StoreUnavailable
 from bot.store import inbox as inbox_store
 from bot.store import messages as message_store
 from bot.store.db import Database
-from bot.webhook.inbox import open_event
 from bot.whatsapp.errors import safe_title
 from bot.whatsapp.events import InboundMessage, PreferenceUpdate, StatusUpdate
 from bot.whatsapp.messages import read_receipt

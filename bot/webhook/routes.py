@@ -24,11 +24,11 @@ from bot import audit
 from bot.config import Settings
 from bot.crypto import DataKey, Keyring
 from bot.observers import NULL, WebhookObserver
+from bot.runtime.inbox import sealed_rows
 from bot.store import StoreUnavailable
 from bot.store import inbox as inbox_store
 from bot.store.db import Database
 from bot.webhook import signature
-from bot.webhook.inbox import sealed_rows
 from bot.whatsapp.events import PayloadError, ValueErrors, parse_webhook
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class WebhookDeps:
 
     keyring: Keyring
     db: Database
-    inbox_key: DataKey  # seals each stored event (`bot.webhook.inbox`)
+    inbox_key: DataKey  # seals each stored event (`bot.runtime.inbox`)
     notify: Callable[[Iterable[str]], None]  # contacts with new events (their turns start)
     observer: WebhookObserver = NULL
 

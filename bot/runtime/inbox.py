@@ -1,9 +1,14 @@
-"""From parsed webhook events to inbox rows, and back.
+"""From parsed webhook events to inbox rows, and back: the inbox's format.
 
-Each event is stored on its own, sealed, as a one-event webhook body in Meta's
-own shape: the turn runner re-reads it with the same parser, so there is one
-definition of what a WhatsApp event looks like. Meta's ids encode phone
-numbers, so the deduplication key is a blind index of the id, never the id.
+The webhook writes rows with `sealed_rows` (before Meta gets its 200); the
+turn runner reads them back with `open_event`.
+
+Each event is stored on its own, sealed, as its slice (`bot.whatsapp.event_slices`):
+the items of Meta's body it was built from. The turn runner rebuilds the event from
+that slice with the parser's own item builders, so a delivery is parsed once and there
+is still one definition of what a WhatsApp event looks like. Rows written by earlier
+versions hold a one-event webhook body instead; they are read as before. Meta's ids
+encode phone numbers, so the deduplication key is a blind index of the id, never the id.
 """
 
 from __future__ import annotations
@@ -11,54 +16,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from bot.crypto import DataKey, Index, Keyring, open_sealed, seal
+from bot.privacy.person import contact_index
 from bot.whatsapp.events import (
     Event,
     InboundMessage,
-    Party,
     PreferenceUpdate,
     StatusUpdate,
-    parse_webhook,
+    event_from_slice,
+    event_to_slice,
 )
 
 INBOX_KEY_ID = "system-inbox"
-
-
-def contact_index(keyring: Keyring, party: Party) -> str | None:
-    """The blind index a person is found by: their number if Meta gave it, else the BSUID."""
-    if party.wa_id:
-        return keyring.blind_index(Index.PHONE, "+" + party.wa_id.lstrip("+"))
-    if party.user_id:
-        return keyring.blind_index(Index.BSUID, party.user_id)
-    return None
-
-
-def _contact_json(party: Party) -> dict[str, Any]:
-    contact: dict[str, Any] = {"profile": {}}
-    if party.name is not None:
-        contact["profile"]["name"] = party.name
-    if party.username is not None:
-        contact["profile"]["username"] = party.username
-    if party.wa_id:
-        contact["wa_id"] = party.wa_id
-    if party.user_id:
-        contact["user_id"] = party.user_id
-    return contact
-
-
-def _envelope(phone_number_id: str | None, field: str, value: dict[str, Any]) -> bytes:
-    value = {
-        "messaging_product": "whatsapp",
-        "metadata": {"phone_number_id": phone_number_id},
-        **value,
-    }
-    body = {
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "", "changes": [{"field": field, "value": value}]}],
-    }
-    return orjson.dumps(body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,21 +44,12 @@ def to_row(keyring: Keyring, event: Event) -> Row | None:
     if isinstance(event, InboundMessage):
         party, kind = event.sender, "message"
         key = f"message:{event.id}"
-        body = _envelope(
-            event.phone_number_id,
-            "messages",
-            {"contacts": [_contact_json(party)], "messages": [event.raw]},
-        )
     elif isinstance(event, StatusUpdate):
         party, kind = event.recipient, "status"
         key = f"status:{event.id}:{event.status}"
-        body = _envelope(event.phone_number_id, "messages", {"statuses": [event.raw]})
     elif isinstance(event, PreferenceUpdate):
         party, kind = event.party, "preference"
         key = f"preference:{party.key}:{event.value}:{event.timestamp}"
-        body = _envelope(
-            event.phone_number_id, "user_preferences", {"user_preferences": [event.raw]}
-        )
     else:
         return None
     ts = getattr(event, "timestamp", 0)
@@ -98,7 +58,7 @@ def to_row(keyring: Keyring, event: Event) -> Row | None:
         kind=kind,
         contact_index=contact_index(keyring, party),
         meta_ts=ts,
-        body=body,
+        body=event_to_slice(event),
     )
 
 
@@ -132,6 +92,5 @@ def sealed_rows(
 
 
 def open_event(inbox_key: DataKey, event_key: str, payload: bytes) -> Event | None:
-    body = open_sealed(inbox_key, payload, f"inbox/payload/{event_key}")
-    events = parse_webhook(orjson.loads(body)).events
-    return events[0] if events else None
+    """The event a row holds, rebuilt from its slice (or from an earlier version's body)."""
+    return event_from_slice(open_sealed(inbox_key, payload, f"inbox/payload/{event_key}"))
