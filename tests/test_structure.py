@@ -129,3 +129,12 @@ def test_imports_only_point_down() -> None:
             if upward:
                 found.append(f"{where(path, line)}: {me} imports {name}")
     assert found == []
+
+
+def test_every_action_and_condition_has_one_implementation() -> None:
+    """The flow files may name exactly the actions and conditions Python carries out."""
+    from bot.conversation.actions import ACTIONS, CONDITIONS
+    from bot.runtime.effects import CONDITION_CHECKS, HANDLERS
+
+    assert set(HANDLERS) == set(ACTIONS)
+    assert set(CONDITION_CHECKS) == set(CONDITIONS)

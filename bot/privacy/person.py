@@ -145,10 +145,22 @@ class People:
     ) -> Person:
         contact_id = uuid.uuid4().hex
         dk, wrapped = self._kr.new_data_key(uuid.uuid4().hex)
-        created = _new_rows(
-            dk, wrapped, contact_id, phone_index=phone_index, user_index=user_index, e164=e164,
-            user_id=user_id, name=name, now=now, last_inbound_at=last_inbound_at,
-        )  # fmt: skip
+
+        def sealed(column: str, value: str | None) -> bytes | None:
+            if value is None:
+                return None
+            return seal(dk, value.encode(), f"contacts/{column}/{contact_id}")
+
+        created = {
+            "key": {"id": dk.key_id, "kid": wrapped.kid, "wrapped": wrapped.wrapped,
+                    "created_at": now},
+            "contact": {
+                "id": contact_id, "phone_index": phone_index, "user_index": user_index,
+                "data_key_id": dk.key_id, "phone_sealed": sealed("phone", e164),
+                "user_id_sealed": sealed("user_id", user_id), "name_sealed": sealed("name", name),
+                "created_at": now, "last_inbound_at": last_inbound_at,
+            },
+        }  # fmt: skip
         return Person(
             contact_id, dk, self.pseudonym(contact_id), phone_index, user_index, e164,
             created=created,
@@ -179,37 +191,3 @@ def create(conn: Conn, person: Person, **columns: Any) -> None:
 
 def _e164(wa_id: str) -> str:
     return "+" + wa_id.lstrip("+")
-
-
-def _new_rows(
-    dk: DataKey,
-    wrapped: WrappedKey,
-    contact_id: str,
-    *,
-    phone_index: str | None,
-    user_index: str | None,
-    e164: str | None,
-    user_id: str | None,
-    name: str | None,
-    now: float,
-    last_inbound_at: float | None,
-) -> dict[str, Any]:
-    def sealed(column: str, value: str | None) -> bytes | None:
-        if value is None:
-            return None
-        return seal(dk, value.encode(), f"contacts/{column}/{contact_id}")
-
-    return {
-        "key": {"id": dk.key_id, "kid": wrapped.kid, "wrapped": wrapped.wrapped, "created_at": now},
-        "contact": {
-            "id": contact_id,
-            "phone_index": phone_index,
-            "user_index": user_index,
-            "data_key_id": dk.key_id,
-            "phone_sealed": sealed("phone", e164),
-            "user_id_sealed": sealed("user_id", user_id),
-            "name_sealed": sealed("name", name),
-            "created_at": now,
-            "last_inbound_at": last_inbound_at,
-        },
-    }

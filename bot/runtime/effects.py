@@ -9,9 +9,9 @@ replies to send, store operations and audit events that commit with it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -62,28 +62,28 @@ class Turn:
 
 
 Handler = Callable[[Deps, Turn, Effect], Awaitable[None]]
+F = TypeVar("F")
 HANDLERS: dict[str, Handler] = {}
 CONDITION_CHECKS: dict[str, Condition] = {}
 
 
-def handles(action: str) -> Callable[[Handler], Handler]:
-    assert action in ACTIONS, action
+def _registrar(table: dict[str, F], names: Mapping[str, str]) -> Callable[[str], Callable[[F], F]]:
+    """A decorator that files a function under a name the flow files may use."""
 
-    def register(fn: Handler) -> Handler:
-        HANDLERS[action] = fn
-        return fn
+    def named(name: str) -> Callable[[F], F]:
+        assert name in names, f"'{name}' is not in bot.conversation.actions"
 
-    return register
+        def register(fn: F) -> F:
+            table[name] = fn
+            return fn
+
+        return register
+
+    return named
 
 
-def condition(name: str) -> Callable[[Condition], Condition]:
-    assert name in CONDITIONS, name
-
-    def register(fn: Condition) -> Condition:
-        CONDITION_CHECKS[name] = fn
-        return fn
-
-    return register
+handles = _registrar(HANDLERS, ACTIONS)  # one handler per action
+condition = _registrar(CONDITION_CHECKS, CONDITIONS)  # one check per condition
 
 
 async def carry_out(deps: Deps, turn: Turn, effect: Effect) -> None:
