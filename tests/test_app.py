@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from bot.runtime.inbox import INBOX_KEY_ID
 from sqlalchemy import text
 
 from bot.app import EXTENSION, create_app
 from bot.config import Settings
 from bot.crypto import DataKey, Keyring, WrappedKey
+from bot.runtime.inbox import INBOX_KEY_ID
 from bot.services import OUTBOX_KEY_ID, Services, load_content, open_services
 from tests.conftest import make_settings
 from tests.servers import running
