@@ -1,5 +1,6 @@
 """Random conversations of several people, checked against the rules that must always hold.
 
+- A no to the notice never leaves marketing consent standing.
 - No marketing consent without an explicit yes to a notice that was shown and has not
   lapsed (the notice's `expires` in flows/optin.yaml), and an explicit yes to a notice
   still open always records it.
@@ -141,13 +142,17 @@ class Conversations(RuleBasedStateMachine):
         person = data.draw(st.sampled_from([p for p in PEOPLE if self.offered[p]]))
         option = data.draw(st.sampled_from(sorted(self.offered[person])))
         self._talk(person, tapped(option, "tap"), option == "optin.yes")
+        if option == "optin.no":
+            assert self._consent(person) != "granted", "a no left a yes standing"
 
     @rule(person=st.sampled_from(PEOPLE), word=st.sampled_from(STOP_WORDS))
     def say_stop(self, person: str, word: str) -> None:
         replies = self._send(person, webhooks.text(word))
-        assert len(replies) == 1, "STOP is confirmed exactly once"
-        assert replies[0]["type"] == "text"
-        assert self._consent(person) in (None, "revoked")
+        confirmation, *reminder = replies
+        assert confirmation["type"] == "text", "STOP is confirmed"
+        # exactly once; during a wait for staff the person is also told they still wait
+        assert reminder == [] or (len(reminder) == 1 and "menu.back" in options_of(reminder[0]))
+        assert self._consent(person) in (None, "revoked", "declined")  # never granted
 
     @rule(hours=st.sampled_from(HOURS))
     def time_passes(self, hours: float) -> None:

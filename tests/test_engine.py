@@ -26,6 +26,7 @@ HOME, HANDOFF = "menu.main", "agent.waiting"
 NOW = time.time()
 HOUR = 3600.0
 STOP_SAYS = [Say("stop.stopped", "stop.confirmed")]
+STILL_WAITING = Say(HANDOFF, "agent.still_waiting")  # a flow ended during a wait for staff
 STOP_DOES = [Effect("revoke_consent", "stop.stopped")]
 
 
@@ -141,7 +142,7 @@ def tiny_engine(flows: FlowSet, holds: bool = True) -> tuple[Engine, Decides]:
 async def test_stop_wins_in_every_state(state: str | None) -> None:
     handed_off = state == HANDOFF
     done = await step(state, typed("STOP"), handed_off=handed_off)
-    assert done.says == STOP_SAYS
+    assert done.says == STOP_SAYS + ([STILL_WAITING] if handed_off else [])
     assert done.effects == STOP_DOES
     assert done.state == (HANDOFF if handed_off else HOME)  # a finished flow goes home
 
@@ -160,7 +161,7 @@ async def test_stop_mid_question_grants_nothing() -> None:
 
 async def test_stop_in_a_handoff_is_answered_and_the_handoff_stays() -> None:
     done = await step(HANDOFF, typed("STOP"), handed_off=True)
-    assert done.says == STOP_SAYS and done.effects == STOP_DOES
+    assert done.says == [*STOP_SAYS, STILL_WAITING] and done.effects == STOP_DOES
     assert done.state == HANDOFF
 
 
@@ -215,6 +216,10 @@ async def test_silence_in_a_handoff_but_for_flows_marked_in_handoff(
     if words == "JOIN":  # the opt-in is a privacy right: it answers in a handoff
         assert done.state == "optin.notice"
         return
+    if words == "HELP":  # the way back to the assistant: the wait ends
+        assert done.state == HOME and done.says == [Say(HOME, "menu.main")]
+        assert done.effects == [Effect("end_handoff", "menu.start")]
+        return
     assert done.says == [] and done.effects == []
     assert done.state == HANDOFF
 
@@ -223,7 +228,7 @@ async def test_privacy_words_in_a_handoff_return_to_it() -> None:
     summary = await step(HANDOFF, typed("MY DATA"), handed_off=True)
     assert summary.state == "my_data.summary"
     kept = await step("erase.confirm", tapped("erase.no"), handed_off=True)
-    assert kept.says == [Say("erase.kept", "erase.kept")]
+    assert kept.says == [Say("erase.kept", "erase.kept"), STILL_WAITING]  # told they wait
     assert kept.state == HANDOFF  # not the menu: staff still have the chat
 
 

@@ -131,7 +131,7 @@ async def test_declining_records_no_consent(bot: Bot) -> None:
     (declined,) = await tap(bot, UK, "optin.no")
     assert "JOIN" in text_of(declined)
     await bot.idle()
-    assert await consent(bot) == ["pending"]
+    assert await consent(bot) == ["declined"]  # a no is recorded as a no, not left pending
 
 
 async def test_referral_starts_the_opt_in_and_is_kept_as_source(bot: Bot) -> None:
@@ -258,7 +258,7 @@ async def test_erasure_leaves_only_suppression_and_pseudonymous_audit(bot: Bot) 
     await tap(bot, UK, "optin.yes")
     (explain,) = await say(bot, UK, "DELETE MY DATA")
     assert "cannot be undone" in text_of(explain)
-    (farewell,) = await say(bot, UK, "YES")
+    (farewell,) = await say(bot, UK, "DELETE")  # the erase word again: never a bare yes
     assert "erased" in text_of(farewell)
     await bot.idle()
     kr = bot.services.keyring
@@ -330,14 +330,14 @@ async def test_handoff_keeps_the_bot_quiet_but_for_privacy_words(bot: Bot) -> No
     assert (await bot.sql("SELECT count(*) FROM contacts WHERE handoff_at IS NOT NULL")) == [(1,)]
     # Answering a privacy word does not end the handoff: the bot is quiet again.
     await bot.say(UK, "still there?")
-    await bot.say(UK, webhooks.button_reply("menu.back", "Menu"))
     await bot.idle()
     assert len(bot.fake.sent) == 3
-    (stopped,) = await say(bot, UK, "STOP")
+    stopped, reminder = await say(bot, UK, "STOP", 2)
     assert "START" in text_of(stopped)
+    assert "still waiting" in text_of(reminder)  # and MENU is the way back (its own test)
     await bot.say(UK, "hello again")
     await bot.idle()
-    assert len(bot.fake.sent) == 4
+    assert len(bot.fake.sent) == 5
 
 
 @SQLITE_ONLY

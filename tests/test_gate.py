@@ -118,7 +118,7 @@ async def test_free_form_outside_the_window_is_refused(gated: Bot, clock: Clock)
 
 async def test_an_erased_number_is_suppressed(gated: Bot, clock: Clock) -> None:
     await say(gated, UK, "DELETE MY DATA")
-    await say(gated, UK, "YES")
+    await tap(gated, UK, "erase.yes")
     await gated.idle()
     assert await refused(gated, clock, UK, "order_update", "utility") == Reason.SUPPRESSED
     assert await gated.sql("SELECT count(*) FROM contacts") == [(0,)]  # nothing recreated

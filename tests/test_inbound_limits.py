@@ -63,7 +63,7 @@ async def test_erasure_is_never_limited(bot: Bot) -> None:
     bot.sent_before = len(bot.fake.sent)
     (explain,) = await say(bot, UK, "DELETE MY DATA")
     assert "cannot be undone" in text_of(explain)
-    (farewell,) = await say(bot, UK, "YES")
+    (farewell,) = await say(bot, UK, "DELETE")
     assert "erased" in text_of(farewell)
 
 

@@ -188,9 +188,9 @@ async def uk(p: Person) -> bytes:
     await p.tap("language.de")
     await p.say("AGENT")
     await p.say(UK_TO_AGENT, 0)  # handed off: the bot stays quiet
-    await p.say("STOP")
+    await p.say("STOP", 2)  # confirmed, and told they still wait for staff
     await p.say("START")
-    await p.tap("optin.yes")
+    await p.tap("optin.yes", 2)
     return p.bot.fake.media[document["document"]["id"]][0]
 
 

@@ -195,7 +195,7 @@ async def test_opt_in_no_records_no_consent(kit: TurnKit) -> None:
     await kit.say(UK, "JOIN")
     (declined,) = await kit.tap(UK, "optin.no")
     assert "JOIN" in text_of(declined)
-    assert await kit.consent(UK) == "pending"
+    assert await kit.consent(UK) == "declined"  # recorded as a no, never left pending
 
 
 async def test_no_consent_without_a_notice(kit: TurnKit) -> None:

@@ -14,6 +14,11 @@ ACTIONS: dict[str, str] = {
     "request_consent": "remember that the opt-in notice was shown: when, law, language, policy",
     "grant_consent": "record marketing consent; only after an explicit yes to a shown notice",
     "revoke_consent": "revoke marketing consent and stop business-initiated messages (STOP)",
+    "decline_consent": (
+        "record a no to the opt-in: no marketing consent, any given before withdrawn "
+        "(business messages other than marketing are not stopped: that is STOP)"
+    ),
+    "end_handoff": "a person waiting for staff went back to the assistant (audited)",
     "show_data": "send a readable summary of everything held about the person",
     "export_data": "send a complete machine-readable copy (JSON) as a document",
     "erase_data": "erase the person (crypto-shredding), keep a suppression entry",

@@ -29,8 +29,9 @@ CODE_MESSAGE_IDS: tuple[str, ...] = (
     *(f"data.{n}" for n in ("header", "number", "name", "jurisdiction", "language")),
     *(f"data.basis.{n}" for n in ("stated", "number", "default")),
     *(f"data.{n}" for n in ("consent", "no_consent", "messages", "handoffs")),
-    *(f"consent.{n}" for n in ("granted", "revoked", "pending")),
+    *(f"consent.{n}" for n in ("granted", "revoked", "pending", "declined")),
     *(f"consent.method.whatsapp_{n}" for n in ("double_opt_in", "stop", "preferences")),
+    "consent.method.whatsapp_opt_in_declined",
     *(f"law.{law}" for law in LAWS),
     "residence.other",
     "rate.paused",
@@ -58,9 +59,10 @@ def message_uses(flows: FlowSet, countries: Countries | None = None) -> list[Use
     for state in flows.all_states:
         file, line = f"{state.flow}.yaml", state.where.line
         interactive = bool(state.buttons or state.list_button or state.rows or state.rows_from)
-        if state.say:
-            limit = wa.INTERACTIVE_BODY_MAX if interactive else wa.TEXT_MAX
-            uses.append(Use(state.say, "text", limit, file, line))
+        limit = wa.INTERACTIVE_BODY_MAX if interactive else wa.TEXT_MAX
+        for said in (state.say, state.reprompt, state.return_say):
+            if said:
+                uses.append(Use(said, "text", limit, file, line))
         uses += [
             Use(b.title, "button title", wa.BUTTON_TITLE_MAX, file, line) for b in state.buttons
         ]

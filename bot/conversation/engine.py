@@ -184,7 +184,7 @@ class Engine:
         if current.quiet_reprompt:
             step.says.append(Say(current.name, current.say or "common.unknown"))
         else:  # short: one line and the same options, not the whole text again
-            step.says.append(Say(current.name, "common.unknown"))
+            step.says.append(Say(current.name, current.reprompt or "common.unknown"))
         return step
 
     def _local_trigger(
@@ -257,6 +257,9 @@ class Engine:
             step.entered_at_now = True
             if state.end:
                 step.state = step.home
+                back = self.flows.state(step.home)
+                if back.return_say:  # e.g. "you are still waiting for a person"
+                    step.says.append(Say(back.name, back.return_say))
                 return step
             if state.next is None:
                 step.state = name

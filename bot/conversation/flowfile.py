@@ -79,6 +79,8 @@ class State:
     handoff: bool
     quiet_reprompt: bool
     where: Where
+    reprompt: str | None = None  # said (with the options) when an answer is not understood
+    return_say: str | None = None  # said when a flow ends and the person comes back here
 
     @property
     def flow(self) -> str:
@@ -205,6 +207,7 @@ def _duration(value: Any, where: Where) -> int:
 
 STATE_KEYS = {
     "say", "buttons", "list", "do", "on", "next", "end", "expires", "handoff", "quiet_reprompt",
+    "reprompt", "return_say",
 }  # fmt: skip
 
 
@@ -262,6 +265,8 @@ def _state(path: Path, flow: str, name: str, data: Any) -> State:
         handoff=bool(data.get("handoff", False)),
         quiet_reprompt=bool(data.get("quiet_reprompt", False)),
         where=where,
+        reprompt=data.get("reprompt"),
+        return_say=data.get("return_say"),
     )
 
 

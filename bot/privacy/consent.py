@@ -100,6 +100,29 @@ def revoke(
     return ops, events
 
 
+def decline(
+    contact_id: str,
+    pseudonym: str,
+    current: str | None,
+    shown: dict[str, Any],
+    now: float,
+    policy_version: str,
+) -> tuple[list[Unit], list[audit.Event]]:
+    """A no to the opt-in notice: no marketing consent, and one given before is withdrawn
+    (a "no" must never leave a yes standing). Unlike STOP, nothing else is suppressed."""
+    if current not in ("granted", "pending"):
+        return [], []
+    asked = {**shown, "source": "chat"}
+    op = change(contact_id, "declined", asked, now, None, policy_version=policy_version,
+                method="whatsapp_opt_in_declined")  # fmt: skip
+    events = []
+    if current == "granted":
+        events.append(
+            audit.Event(pseudonym, "consent_revoked", detail={"purpose": MARKETING, "via": "no"})
+        )
+    return [op], events
+
+
 class QuietRevocation:
     """Meta says the person stopped marketing (WhatsApp's own setting, or error
     131050): revoke at once, silently — a message now could itself be unwanted."""

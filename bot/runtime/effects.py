@@ -154,6 +154,19 @@ async def _revoke_consent(deps: Deps, turn: Turn, effect: Effect) -> None:
     turn.events += events
 
 
+@handles("decline_consent")
+async def _decline_consent(deps: Deps, turn: Turn, effect: Effect) -> None:
+    person = turn.person
+    asked = person.profile.slots.pop("consent_request", None) or {}
+    ops, events = consent.decline(
+        person.contact_id, person.pseudonym, person.marketing,
+        {"law": turn.law, "lang": turn.language, "asked_at": asked.get("asked_at")},
+        turn.now, deps.controller.policy_version,
+    )  # fmt: skip
+    turn.ops += ops
+    turn.events += events
+
+
 # Access, export, erasure, handoff -----------------------------------------------------------
 
 
@@ -194,6 +207,18 @@ async def _erase_data(deps: Deps, turn: Turn, effect: Effect) -> None:
 async def _handoff(deps: Deps, turn: Turn, effect: Effect) -> None:
     turn.handoff = True
     turn.events.append(audit.Event(turn.person.pseudonym, "handoff_started"))
+
+
+@handles("end_handoff")
+async def _end_handoff(deps: Deps, turn: Turn, effect: Effect) -> None:
+    row = turn.person.row
+    if row is None or row.handoff_at is None or turn.handed_back:
+        return  # not waiting for anyone (or already taken back this turn)
+    turn.handed_back = True
+    turn.events.append(
+        audit.Event(audit.SYSTEM, "handoff_ended", outcome="person_left",
+                    detail={"subject": turn.person.pseudonym})
+    )  # fmt: skip
 
 
 # What the person chose ----------------------------------------------------------------------
