@@ -24,6 +24,8 @@ from bot.app import Services, create_app
 from bot.cli import main as cli_main
 from bot.config import Settings
 from bot.crypto import Index
+from bot.policy.business import TemplateSend, queue_template
+from bot.policy.templates import Registry, load_templates
 from bot.simulator.chat import format_message, options_of, run_chat
 from bot.simulator.fake_graph import FakeGraph, SentMessage
 from bot.simulator.routes import describe, own_url, parse_e164
@@ -71,6 +73,13 @@ CHROMIUM_ARGS = [
 SCREENSHOT = Path("/tmp/simulator-flows.png")
 LIST_SCREENSHOT = Path("/tmp/simulator-list.png")
 REPO = Path(__file__).resolve().parents[1]
+OFFER = {"name": "Ann", "offer": "10% off", "until": "Friday"}
+# promo_offer in flows/templates.yaml, as the person reads it.
+OFFER_TEXT = (
+    "Hi Ann, good news: 10% off is waiting for you until Friday. "
+    "Questions? Just reply to this message."
+)
+OFFER_FOOTER = "Reply STOP to unsubscribe."
 
 
 @dataclass
@@ -110,6 +119,12 @@ class Sim:
 
     async def sql(self, query: str, **params: Any) -> list[Any]:
         return await self.services.db.read(lambda c: c.execute(text(query), params).all())
+
+    async def queue_offer(self) -> None:
+        """The business sends the approved promo_offer template, as `python -m bot send` does."""
+        s = self.services
+        offer = TemplateSend(ALICE, "promo_offer", "marketing", OFFER)
+        await queue_template(s.db, s.people, s.templates, offer, tier=s.settings.messaging_tier)
 
     async def in_inbox(self, wamid: str) -> bool:
         """Did this exact message reach the bot through the signed webhook?"""
@@ -202,6 +217,59 @@ def test_describe_list_template_document_and_unknown() -> None:
     assert (other["kind"], other["buttons"], other["list"]) == ("other", [], None)
 
 
+def _registry() -> Registry:
+    return load_templates(REPO / "flows" / "templates.yaml")
+
+
+def _template(name: str, code: str, parameters: list[dict[str, str]]) -> dict[str, Any]:
+    components = [{"type": "body", "parameters": parameters}]
+    return {"type": "template", "template": {"name": name, "language": {"code": code}} | {
+        "components": components
+    }}  # fmt: skip
+
+
+def test_describe_shows_a_template_as_its_approved_text_and_footer() -> None:
+    registry = _registry()
+    sent = registry.message("promo_offer", "en", OFFER).content()  # what the outbox sends
+    shown = describe(SentMessage("wamid.x", "447700900123", sent, 3, 1.0), registry)
+    assert shown["kind"] == "template"
+    assert (shown["text"], shown["footer"]) == (OFFER_TEXT, OFFER_FOOTER)
+
+    # Meta's language code (pt_BR) is mapped back to the registry's language.
+    portuguese = registry.message("promo_offer", "pt", OFFER).content()
+    shown = describe(SentMessage("wamid.y", "447700900123", portuguese, 4, 1.0), registry)
+    assert shown["text"] == registry.render("promo_offer", "pt", OFFER)
+    assert shown["footer"] == "Responda SAIR para não receber mais ofertas."
+
+    # Positional parameters are filled in the registry's order; no footer, none shown.
+    positional = [{"type": "text", "text": v} for v in ("Ann", "A-17", "shipped")]
+    order = describe(
+        SentMessage("w", "4", _template("order_update", "en", positional), 5, 1.0), registry
+    )
+    assert order["text"] == registry.render(
+        "order_update", "en", {"name": "Ann", "order": "A-17", "status": "shipped"}
+    )
+    assert order["footer"] is None
+
+    # What the registry does not know is still shown, by name and parameters.
+    unknown = _template("consent_reminder", "en", [{"type": "text", "text": "Ann"}])
+    shown = describe(SentMessage("w", "4", unknown, 6, 1.0), registry)
+    assert shown["text"] == "Template consent_reminder (en): Ann"
+    missing = _template(
+        "promo_offer", "en", [{"type": "text", "parameter_name": "name", "text": "A"}]
+    )
+    assert describe(SentMessage("w", "4", missing, 7, 1.0), registry)["text"] == (
+        "Template promo_offer (en): A"
+    )
+
+
+def test_describe_links_a_document_to_the_simulator_copy() -> None:
+    document = _sent({"type": "document", "document": {"id": "1234", "filename": "my-data.json"}})
+    assert document["url"] == "/simulator/api/media/1234"
+    odd = _sent({"type": "document", "document": {"id": "../x", "filename": "a"}})
+    assert odd["url"] is None
+
+
 # --------------------------------------------------------------------------- API
 
 
@@ -277,6 +345,62 @@ async def test_join_keyword_asks_for_consent_with_yes_and_no(sim: Sim) -> None:
     assert notice["text"].startswith("Before you join:")
     buttons = [(b["id"], b["title"]) for b in notice["buttons"]]
     assert buttons == [("optin.yes", "Yes"), ("optin.no", "No")]
+
+
+async def _export(sim: Sim) -> dict[str, Any]:
+    """MY DATA, then "Get a copy": the bot sends the JSON copy as a document."""
+    await sim.send({"from": ALICE, "text": "MY DATA"})
+    _, next_step = await sim.wait_messages(-1, count=2)
+    reply = {"type": "button_reply", "id": "my_data.export", "title": "Get a copy"}
+    await sim.send({"from": ALICE, "reply": reply})
+    (document,) = await sim.wait_messages(next_step["index"])
+    return document
+
+
+async def test_an_exported_document_opens_from_the_simulator(sim: Sim) -> None:
+    document = await _export(sim)
+    assert (document["kind"], document["text"]) == ("document", "my-data.json")
+    response = await sim.http.get(document["url"])
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    assert response.headers["content-disposition"] == 'inline; filename="my-data.json"'
+    assert "sandbox" in response.headers["content-security-policy"]
+    assert response.headers["cache-control"] == "no-store"
+    assert "controller" in response.json()
+    # Exactly the bytes the bot uploaded to the (fake) Graph API.
+    (uploaded,) = sim.fake.media.values()
+    assert response.content == uploaded[0]
+    missing = await sim.http.get("/simulator/api/media/1")
+    assert missing.status_code == 404
+
+
+async def test_the_conversation_keeps_both_sides_in_order(sim: Sim) -> None:
+    await sim.send({"from": ALICE, "text": "hello"})
+    (menu,) = await sim.wait_messages(-1)
+    await sim.send({"from": "+44 7700 900123", "text": "JOIN"})  # spelled another way
+    (notice,) = await sim.wait_messages(menu["index"])
+    reply = {"type": "button_reply", "id": "optin.no", "title": "No"}
+    await sim.send({"from": ALICE, "reply": reply})
+    (after_no,) = await sim.wait_messages(notice["index"])
+    response = await sim.http.get("/simulator/api/conversation", params={"number": ALICE})
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    data = response.json()
+    shown = [(m["from"], m.get("index"), m["text"]) for m in data["messages"]]
+    assert shown == [
+        ("you", None, "hello"),
+        ("bot", menu["index"], menu["text"]),
+        ("you", None, "JOIN"),
+        ("bot", notice["index"], notice["text"]),
+        ("you", None, "No"),
+        ("bot", after_no["index"], after_no["text"]),
+    ]
+    assert data["after"] == after_no["index"]
+    assert not any(m.get("failed") for m in data["messages"])
+    other = await sim.http.get("/simulator/api/conversation", params={"number": "+6591234567"})
+    assert other.json() == {"messages": [], "after": -1}
+    bad = await sim.http.get("/simulator/api/conversation", params={"number": "alice"})
+    assert bad.status_code == 400 and "E.164" in bad.json()["error"]
 
 
 BAD_SENDS: list[tuple[Any, str]] = [
