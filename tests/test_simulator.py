@@ -24,6 +24,8 @@ from bot.app import Services, create_app
 from bot.cli import main as cli_main
 from bot.config import Settings
 from bot.crypto import Index
+from bot.policy.business import TemplateSend, queue_template
+from bot.policy.templates import Registry, load_templates
 from bot.simulator.chat import format_message, options_of, run_chat
 from bot.simulator.fake_graph import FakeGraph, SentMessage
 from bot.simulator.routes import describe, own_url, parse_e164
@@ -71,6 +73,14 @@ CHROMIUM_ARGS = [
 SCREENSHOT = Path("/tmp/simulator-flows.png")
 LIST_SCREENSHOT = Path("/tmp/simulator-list.png")
 REPO = Path(__file__).resolve().parents[1]
+PRIVACY_URL = "https://example.com/privacy"  # BOT_PRIVACY_URL's default, in every notice
+OFFER = {"name": "Ann", "offer": "10% off", "until": "Friday"}
+# promo_offer in flows/templates.yaml, as the person reads it.
+OFFER_TEXT = (
+    "Hi Ann, good news: 10% off is waiting for you until Friday. "
+    "Questions? Just reply to this message."
+)
+OFFER_FOOTER = "Reply STOP to unsubscribe."
 
 
 @dataclass
@@ -110,6 +120,12 @@ class Sim:
 
     async def sql(self, query: str, **params: Any) -> list[Any]:
         return await self.services.db.read(lambda c: c.execute(text(query), params).all())
+
+    async def queue_offer(self) -> None:
+        """The business sends the approved promo_offer template, as `python -m bot send` does."""
+        s = self.services
+        offer = TemplateSend(ALICE, "promo_offer", "marketing", OFFER)
+        await queue_template(s.db, s.people, s.templates, offer, tier=s.settings.messaging_tier)
 
     async def in_inbox(self, wamid: str) -> bool:
         """Did this exact message reach the bot through the signed webhook?"""
@@ -202,6 +218,59 @@ def test_describe_list_template_document_and_unknown() -> None:
     assert (other["kind"], other["buttons"], other["list"]) == ("other", [], None)
 
 
+def _registry() -> Registry:
+    return load_templates(REPO / "flows" / "templates.yaml")
+
+
+def _template(name: str, code: str, parameters: list[dict[str, str]]) -> dict[str, Any]:
+    components = [{"type": "body", "parameters": parameters}]
+    return {"type": "template", "template": {"name": name, "language": {"code": code}} | {
+        "components": components
+    }}  # fmt: skip
+
+
+def test_describe_shows_a_template_as_its_approved_text_and_footer() -> None:
+    registry = _registry()
+    sent = registry.message("promo_offer", "en", OFFER).content()  # what the outbox sends
+    shown = describe(SentMessage("wamid.x", "447700900123", sent, 3, 1.0), registry)
+    assert shown["kind"] == "template"
+    assert (shown["text"], shown["footer"]) == (OFFER_TEXT, OFFER_FOOTER)
+
+    # Meta's language code (pt_BR) is mapped back to the registry's language.
+    portuguese = registry.message("promo_offer", "pt", OFFER).content()
+    shown = describe(SentMessage("wamid.y", "447700900123", portuguese, 4, 1.0), registry)
+    assert shown["text"] == registry.render("promo_offer", "pt", OFFER)
+    assert shown["footer"] == "Responda SAIR para não receber mais ofertas."
+
+    # Positional parameters are filled in the registry's order; no footer, none shown.
+    positional = [{"type": "text", "text": v} for v in ("Ann", "A-17", "shipped")]
+    order = describe(
+        SentMessage("w", "4", _template("order_update", "en", positional), 5, 1.0), registry
+    )
+    assert order["text"] == registry.render(
+        "order_update", "en", {"name": "Ann", "order": "A-17", "status": "shipped"}
+    )
+    assert order["footer"] is None
+
+    # What the registry does not know is still shown, by name and parameters.
+    unknown = _template("consent_reminder", "en", [{"type": "text", "text": "Ann"}])
+    shown = describe(SentMessage("w", "4", unknown, 6, 1.0), registry)
+    assert shown["text"] == "Template consent_reminder (en): Ann"
+    missing = _template(
+        "promo_offer", "en", [{"type": "text", "parameter_name": "name", "text": "A"}]
+    )
+    assert describe(SentMessage("w", "4", missing, 7, 1.0), registry)["text"] == (
+        "Template promo_offer (en): A"
+    )
+
+
+def test_describe_links_a_document_to_the_simulator_copy() -> None:
+    document = _sent({"type": "document", "document": {"id": "1234", "filename": "my-data.json"}})
+    assert document["url"] == "/simulator/api/media/1234"
+    odd = _sent({"type": "document", "document": {"id": "../x", "filename": "a"}})
+    assert odd["url"] is None
+
+
 # --------------------------------------------------------------------------- API
 
 
@@ -277,6 +346,62 @@ async def test_join_keyword_asks_for_consent_with_yes_and_no(sim: Sim) -> None:
     assert notice["text"].startswith("Before you join:")
     buttons = [(b["id"], b["title"]) for b in notice["buttons"]]
     assert buttons == [("optin.yes", "Yes"), ("optin.no", "No")]
+
+
+async def _export(sim: Sim) -> dict[str, Any]:
+    """MY DATA, then "Get a copy": the bot sends the JSON copy as a document."""
+    await sim.send({"from": ALICE, "text": "MY DATA"})
+    _, next_step = await sim.wait_messages(-1, count=2)
+    reply = {"type": "button_reply", "id": "my_data.export", "title": "Get a copy"}
+    await sim.send({"from": ALICE, "reply": reply})
+    (document,) = await sim.wait_messages(next_step["index"])
+    return document
+
+
+async def test_an_exported_document_opens_from_the_simulator(sim: Sim) -> None:
+    document = await _export(sim)
+    assert (document["kind"], document["text"]) == ("document", "my-data.json")
+    response = await sim.http.get(document["url"])
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    assert response.headers["content-disposition"] == 'inline; filename="my-data.json"'
+    assert "sandbox" in response.headers["content-security-policy"]
+    assert response.headers["cache-control"] == "no-store"
+    assert "controller" in response.json()
+    # Exactly the bytes the bot uploaded to the (fake) Graph API.
+    (uploaded,) = sim.fake.media.values()
+    assert response.content == uploaded[0]
+    missing = await sim.http.get("/simulator/api/media/1")
+    assert missing.status_code == 404
+
+
+async def test_the_conversation_keeps_both_sides_in_order(sim: Sim) -> None:
+    await sim.send({"from": ALICE, "text": "hello"})
+    (menu,) = await sim.wait_messages(-1)
+    await sim.send({"from": "+44 7700 900123", "text": "JOIN"})  # spelled another way
+    (notice,) = await sim.wait_messages(menu["index"])
+    reply = {"type": "button_reply", "id": "optin.no", "title": "No"}
+    await sim.send({"from": ALICE, "reply": reply})
+    (after_no,) = await sim.wait_messages(notice["index"])
+    response = await sim.http.get("/simulator/api/conversation", params={"number": ALICE})
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    data = response.json()
+    shown = [(m["from"], m.get("index"), m["text"]) for m in data["messages"]]
+    assert shown == [
+        ("you", None, "hello"),
+        ("bot", menu["index"], menu["text"]),
+        ("you", None, "JOIN"),
+        ("bot", notice["index"], notice["text"]),
+        ("you", None, "No"),
+        ("bot", after_no["index"], after_no["text"]),
+    ]
+    assert data["after"] == after_no["index"]
+    assert not any(m.get("failed") for m in data["messages"])
+    other = await sim.http.get("/simulator/api/conversation", params={"number": "+6591234567"})
+    assert other.json() == {"messages": [], "after": -1}
+    bad = await sim.http.get("/simulator/api/conversation", params={"number": "alice"})
+    assert bad.status_code == 400 and "E.164" in bad.json()["error"]
 
 
 BAD_SENDS: list[tuple[Any, str]] = [
@@ -448,6 +573,176 @@ async def test_browser_chat_with_real_clicks(sim: Sim) -> None:
     assert len(sim.fake.sent) == sent_before + 3
     inbound = await sim.sql("SELECT count(*) FROM messages WHERE direction = 'in'")
     assert inbound[0][0] == 3
+
+
+@pytest.fixture
+async def page(sim: Sim) -> AsyncIterator[Any]:
+    """The chat page in real Chromium; no script error or console error may happen on it."""
+    require(CHROMIUM.exists(), "Chromium not installed (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    problems: list[str] = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            tab = await browser.new_page(viewport={"width": 900, "height": 760})
+            tab.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            tab.on(
+                "console",
+                lambda msg: problems.append(msg.text) if msg.type == "error" else None,
+            )
+            await tab.goto(sim.url + "/simulator")
+            yield tab
+        finally:
+            await browser.close()
+    assert problems == []
+
+
+async def _type(page: Any, text: str) -> None:
+    await page.fill("#text", text)
+    async with page.expect_response("**/simulator/api/send") as sent:
+        await page.click("#send")
+    assert (await (await sent.value).json())["status"] == 200
+
+
+async def _tap(page: Any, message: Any, button_id: str) -> None:
+    async with page.expect_response("**/simulator/api/send") as sent:
+        await message.locator(f'button.reply-button[data-id="{button_id}"]').click()
+    assert (await (await sent.value).json())["status"] == 200
+
+
+async def _browser_export(page: Any) -> Any:
+    """MY DATA, then "Get a copy"; returns the document's message row."""
+    bot = page.locator(".bot-message")
+    await _type(page, "MY DATA")
+    next_step = page.locator(".bot-message", has=page.locator('[data-id="my_data.export"]'))
+    await next_step.wait_for(timeout=10_000)
+    await _tap(page, next_step, "my_data.export")
+    document = bot.and_(page.locator('[data-kind="document"]'))
+    await document.wait_for(timeout=10_000)
+    return document
+
+
+async def test_browser_opens_an_exported_document(page: Any) -> None:
+    document = await _browser_export(page)
+    opener = document.locator("a.document-link")
+    assert await opener.text_content() == "my-data.json"
+    assert await opener.get_attribute("target") == "_blank"
+    assert await opener.get_attribute("rel") == "noopener noreferrer"
+    async with page.context.expect_page() as opened:
+        await opener.click()
+    view = await opened.value
+    await view.wait_for_load_state()
+    shown = await view.locator("body").text_content() or ""
+    assert '"controller"' in shown and '"messages"' in shown
+
+
+async def test_browser_shows_a_template_as_its_approved_text(sim: Sim, page: Any) -> None:
+    await _type(page, "JOIN")
+    notice = page.locator(".bot-message").first
+    await notice.locator("button.reply-button").first.wait_for(timeout=10_000)
+    await _tap(page, notice, "optin.yes")  # marketing templates need consent
+    await page.locator(".bot-message").nth(1).wait_for(timeout=10_000)
+    await sim.queue_offer()
+    template = page.locator('.bot-message[data-kind="template"]')
+    await template.wait_for(timeout=10_000)
+    assert await template.locator(".text").text_content() == OFFER_TEXT
+    assert await template.locator(".footer").text_content() == OFFER_FOOTER
+
+
+async def test_browser_keeps_your_messages_after_a_reload(page: Any) -> None:
+    bot = page.locator(".bot-message")
+    await _type(page, "hello")
+    menu = bot.first
+    await menu.locator("button.list-open").wait_for(timeout=10_000)
+    await menu.locator("button.list-open").click()
+    async with page.expect_response("**/simulator/api/send"):
+        await menu.locator('button.list-row[data-id="menu.join"]').click()
+    await bot.nth(1).wait_for(timeout=10_000)
+    order = "ms => ms.map(m => (m.classList.contains('user-message') ? 'you: ' : 'bot: ') + "
+    order += "m.querySelector('.text').textContent)"
+    rows = page.locator(".user-message, .bot-message")
+    before = await rows.evaluate_all(order)
+    assert [r for r in before if r.startswith("you: ")] == ["you: hello", "you: Join our updates"]
+
+    await page.reload()
+    await bot.nth(1).wait_for(timeout=10_000)
+    assert await rows.evaluate_all(order) == before
+    assert await page.locator(".user-message .failed").count() == 0
+    # The reloaded chat goes on: buttons still answer, nothing is shown twice.
+    await _tap(page, bot.nth(1), "optin.no")
+    await bot.nth(2).wait_for(timeout=10_000)
+    assert await page.locator(".user-message").count() == 3
+    assert await bot.count() == 3
+
+
+async def test_browser_draws_icons_without_emoji_fonts(page: Any) -> None:
+    await _type(page, "hello")
+    opener = page.locator(".bot-message button.list-open").first
+    await opener.wait_for(timeout=10_000)
+    assert await opener.text_content() == MENU_BUTTON  # no glyph before the label
+    assert (await opener.locator("svg.icon").bounding_box() or {}).get("width", 0) > 0
+    document = await _browser_export(page)
+    icon = await document.locator("svg.icon").bounding_box()
+    assert icon is not None and icon["width"] > 8 and icon["height"] > 8
+    # No pictograph anywhere in the chat, neither as text nor drawn by the stylesheet.
+    pictographs = await page.evaluate(
+        """() => {
+          const found = [];
+          const odd = (s) => [...(s || "")].filter((c) => c.codePointAt(0) >= 0x2190);
+          for (const node of document.querySelectorAll(".phone, .phone *")) {
+            for (const pseudo of ["::before", "::after"]) {
+              found.push(...odd(getComputedStyle(node, pseudo).content));
+            }
+          }
+          found.push(...odd(document.querySelector(".phone").innerText));
+          return found;
+        }"""
+    )
+    assert pictographs == []
+
+
+async def test_browser_makes_links_clickable(page: Any) -> None:
+    await _type(page, "JOIN")
+    notice = page.locator(".bot-message").first
+    await notice.wait_for(timeout=10_000)
+    link = notice.locator(".text a")
+    assert await link.count() == 1
+    assert await link.get_attribute("href") == PRIVACY_URL
+    assert await link.text_content() == PRIVACY_URL
+    assert await link.get_attribute("rel") == "noopener noreferrer"
+    assert await link.get_attribute("target") == "_blank"
+    text = await notice.locator(".text").text_content() or ""
+    assert f": {PRIVACY_URL}\n" in text  # the text around it is kept as it was
+
+
+async def test_browser_links_only_web_urls_and_never_runs_message_text(sim: Sim) -> None:
+    """Message text is untrusted: markup stays text, only http(s) URLs become links."""
+    require(CHROMIUM.exists(), "Chromium not installed (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    script = (await sim.http.get("/simulator/static/simulator.js")).text
+    assert ".innerHTML" not in script and "insertAdjacentHTML" not in script
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            tab = await browser.new_page()
+            await tab.goto(sim.url + "/simulator")
+            sneaky = (
+                '<img src=x onerror="window.ran=1"> javascript:alert(1) '
+                'see https://example.org/a?b=1&c="x" (or http://example.net/path). '
+            )
+            await tab.fill("#text", sneaky)
+            await tab.click("#send")
+            box = tab.locator(".user-message .text").first
+            await box.wait_for()
+            assert await box.text_content() == sneaky
+            hrefs = await box.locator("a").evaluate_all("as => as.map(a => a.href)")
+            assert hrefs == ["https://example.org/a?b=1&c=", "http://example.net/path"]
+            assert await box.locator("img").count() == 0
+            assert await tab.evaluate("window.ran") is None
+        finally:
+            await browser.close()
 
 
 # --------------------------------------------------------------------------- terminal chat

@@ -11,6 +11,8 @@ sent. Mounted by `create_app` only when `settings.simulator` is true.
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,13 @@ from typing import Any
 import httpx
 import orjson
 import phonenumbers
-from quart import Blueprint, Quart, Response, request
+from quart import Blueprint, Quart, Response, current_app, request
 
 from bot.config import Settings, SettingsError
 from bot.errors import BotError
+from bot.policy.templates import Registry, TemplateRefused
 from bot.simulator import webhooks
-from bot.simulator.fake_graph import FakeGraph, SentMessage, create_blueprint
+from bot.simulator.fake_graph import FakeGraph, SentMessage, create_blueprint, recipient_key
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,10 @@ REPLY_TITLE_MAX = 24
 NAME_MAX = 256
 REPLY_TYPES = frozenset({"button_reply", "list_reply"})
 NUMBER_HINT = "must be a phone number in E.164 format, like +447700900123"
+SENT_KEPT = 1000  # the person's own messages the page can reload, per number
+MEDIA_PATH = "/simulator/api/media/"
+# Files the page opens in a tab of their own; anything else is only downloaded.
+INLINE_TYPES = frozenset({"application/json", "text/plain"})
 # The page loads only its own script and stylesheet and talks only to this origin.
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -111,21 +118,61 @@ def _interactive(view: dict[str, Any], interactive: dict[str, Any]) -> None:
         view["text"] = view["text"] or f"[{interactive.get('type', 'interactive')} message]"
 
 
-def _template_text(template: dict[str, Any]) -> str:
-    """Templates live at Meta; show their name, language and parameters instead."""
-    language = (template.get("language") or {}).get("code", "?")
-    params = [
-        str(p.get("text", ""))
+def _template_params(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        p
         for component in template.get("components") or []
+        if isinstance(component, dict) and component.get("type") == "body"
         for p in component.get("parameters") or []
         if isinstance(p, dict) and p.get("type") == "text"
     ]
+
+
+def _template_text(template: dict[str, Any]) -> str:
+    """A template the registry does not know: its name, language and parameters."""
+    language = (template.get("language") or {}).get("code", "?")
+    params = [str(p.get("text", "")) for p in _template_params(template)]
     shown = f"Template {template.get('name', '?')} ({language})"
     return shown + (": " + " | ".join(params) if params else "")
 
 
-def describe(message: SentMessage) -> dict[str, Any]:
-    """A Graph API send body as the page and the terminal chat show it."""
+def _approved_text(registry: Registry, template: dict[str, Any]) -> tuple[str, str | None] | None:
+    """The template as the person reads it (body filled in by the registry, and footer), or
+    None when the registry has no such template, language or parameters."""
+    spec = registry.get(str(template.get("name", "")))
+    code = (template.get("language") or {}).get("code")
+    if spec is None:
+        return None
+    language = next((lang for lang, v in spec.languages.items() if v.code == code), None)
+    if language is None:
+        return None
+    given = _template_params(template)
+    if all(isinstance(p.get("parameter_name"), str) for p in given):
+        params = {str(p["parameter_name"]): str(p.get("text", "")) for p in given}
+    else:  # positional parameters, in the registry's order
+        params = {name: str(p.get("text", "")) for name, p in zip(spec.params, given, strict=False)}
+    try:
+        body = registry.render(spec.name, language, params)
+    except TemplateRefused:
+        return None
+    return body, spec.languages[language].footer
+
+
+def _template(view: dict[str, Any], template: dict[str, Any], registry: Registry | None) -> None:
+    view["kind"] = "template"
+    shown = _approved_text(registry, template) if registry is not None else None
+    if shown is None:
+        view["text"] = _template_text(template)
+    else:
+        view["text"], view["footer"] = shown
+
+
+def describe(message: SentMessage, templates: Registry | None = None) -> dict[str, Any]:
+    """A Graph API send body as the page and the terminal chat show it.
+
+    Templates live at Meta; with the registry (`flows/templates.yaml`) they are shown as
+    the person reads them, approved text and footer, else by name and parameters.
+    """
     body = message.body
     kind = body.get("type")
     view: dict[str, Any] = {
@@ -137,6 +184,7 @@ def describe(message: SentMessage) -> dict[str, Any]:
         "list": None,
         "header": None,
         "footer": None,
+        "url": None,
     }
     if kind == "text":
         view["kind"] = "text"
@@ -144,13 +192,15 @@ def describe(message: SentMessage) -> dict[str, Any]:
     elif kind == "interactive":
         _interactive(view, body.get("interactive") or {})
     elif kind == "template":
-        view["kind"] = "template"
-        view["text"] = _template_text(body.get("template") or {})
+        _template(view, body.get("template") or {}, templates)
     elif kind == "document":
         doc = body.get("document") or {}
         view["kind"] = "document"
         view["text"] = str(doc.get("filename") or "document")
         view["footer"] = doc.get("caption")
+        media_id = doc.get("id")
+        if isinstance(media_id, str) and media_id.isdigit():
+            view["url"] = MEDIA_PATH + media_id
     else:
         view["text"] = f"[{kind} message]"
     return view
@@ -188,6 +238,11 @@ def _content(data: dict[str, Any]) -> dict[str, Any]:
     return webhooks.text(text)
 
 
+def shown_as(data: dict[str, Any]) -> str:
+    """What the person's own bubble shows for a valid send: the text, or the title tapped."""
+    return str(data["text"]) if "text" in data else str(data["reply"]["title"])
+
+
 def inbound_webhook(phone_number_id: str, data: Any) -> tuple[dict[str, Any], str]:
     """Validate the page's request and build Meta's webhook body; returns (body, wamid)."""
     if not isinstance(data, dict):
@@ -204,15 +259,51 @@ def inbound_webhook(phone_number_id: str, data: Any) -> tuple[dict[str, Any], st
 # --------------------------------------------------------------------------- HTTP
 
 
+@dataclass(slots=True)
+class Said:
+    """A message the simulated person sent, kept so a reloaded page shows it again."""
+
+    text: str
+    at: float
+    before: int  # how many sends the fake had accepted then: the bot's answers come after
+    delivered: bool = False
+
+    def view(self) -> dict[str, Any]:
+        return {"from": "you", "text": self.text, "at": self.at, "failed": not self.delivered}
+
+
 @dataclass
 class Simulator:
-    """Meta's side of the bot: the fake Graph API and the client that delivers webhooks."""
+    """Meta's side of the bot: the fake Graph API and the client that delivers webhooks.
+
+    Like the phone in a person's hand, it also keeps what each number sent (the fake keeps
+    what the bot sent), so the page can show the whole conversation after a reload.
+    """
 
     fake: FakeGraph
     phone_number_id: str
     webhook_url: str
     secret: str
     client: httpx.AsyncClient | None = field(default=None, repr=False)
+    said: dict[str, deque[Said]] = field(default_factory=dict, repr=False)
+
+    def remember(self, number: str, text: str) -> Said:
+        said = Said(text, time.time(), len(self.fake.sent))
+        kept = self.said.setdefault(recipient_key(number), deque(maxlen=SENT_KEPT))
+        kept.append(said)
+        return said
+
+    def conversation(self, number: str, templates: Registry | None) -> list[dict[str, Any]]:
+        """Both sides of one number's chat, in the order they happened."""
+        bot = [describe(m, templates) | {"from": "bot"} for m in self.fake.messages_for(number)]
+        out: list[dict[str, Any]] = []
+        i = 0
+        for said in self.said.get(recipient_key(number), ()):
+            while i < len(bot) and bot[i]["index"] < said.before:
+                out.append(bot[i])
+                i += 1
+            out.append(said.view())
+        return out + bot[i:]
 
     def http(self) -> httpx.AsyncClient:
         if self.client is None:  # requests before `before_serving` (Quart's test client)
@@ -251,11 +342,13 @@ def _add_api(bp: Blueprint, sim: Simulator) -> None:
             body, wamid = inbound_webhook(sim.phone_number_id, data)
         except BadRequest as exc:
             return _error(str(exc))
+        said = sim.remember(data["from"], shown_as(data))
         try:
             status = await sim.deliver(body)
         except httpx.HTTPError as exc:
             log.warning("simulator could not reach %s: %r", sim.webhook_url, exc)
             return _error(f"could not reach the bot's webhook at {sim.webhook_url}", 502)
+        said.delivered = status == 200
         return _json({"status": status, "wamid": wamid})
 
     @bp.get("/simulator/api/messages")
@@ -267,7 +360,45 @@ def _add_api(bp: Blueprint, sim: Simulator) -> None:
             after = int(request.args.get("after", "-1"))
         except ValueError:
             return _error("after must be an integer")
-        return _json([describe(m) for m in sim.fake.messages_for(to, after)])
+        templates = _registry()
+        return _json([describe(m, templates) for m in sim.fake.messages_for(to, after)])
+
+    @bp.get("/simulator/api/conversation")
+    async def conversation() -> Response:
+        """What a reloaded page shows: both sides, and where to poll on from."""
+        number = parse_e164(request.args.get("number", ""))
+        if number is None:
+            return _error(f"number {NUMBER_HINT}")
+        shown = sim.conversation(number, _registry())
+        after = max((m["index"] for m in shown if m["from"] == "bot"), default=-1)
+        return _json({"messages": shown, "after": after})
+
+    @bp.get(MEDIA_PATH + "<media_id>")
+    async def media(media_id: str) -> Response:
+        """A file the bot sent (say the data export), from what the fake Graph API received."""
+        stored = sim.fake.media.get(media_id)
+        if stored is None:
+            return _error("no such file: the simulator forgets files when it restarts", 404)
+        return _file(*stored)
+
+
+def _registry() -> Registry | None:
+    """The running bot's template registry (None before it started)."""
+    return getattr(current_app.extensions.get("bot"), "templates", None)
+
+
+def _file(content: bytes, mime: str, filename: str) -> Response:
+    """Text opens in a tab of its own, sandboxed and never run; anything else is downloaded."""
+    kind = mime.split(";")[0].strip().lower()
+    name = "".join(c for c in filename if c.isalnum() or c in "._-").lstrip(".") or "file"
+    if kind in INLINE_TYPES:
+        response = Response(content, content_type=f"{kind}; charset=utf-8")
+        response.headers["Content-Disposition"] = f'inline; filename="{name}"'
+    else:
+        response = Response(content, content_type="application/octet-stream")
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
 
 
 def _blueprint(sim: Simulator) -> Blueprint:

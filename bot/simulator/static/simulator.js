@@ -1,11 +1,20 @@
 // The simulator page: send as a WhatsApp user, show what the bot sent back.
-// All message text goes through textContent (never innerHTML): it is untrusted.
+// All message text goes through text nodes and textContent (never innerHTML): it is
+// untrusted. Icons are inline SVG drawn here, not emoji a system may have no font for.
 "use strict";
 
 (() => {
   const POLL_MS = 500;
   const NUMBER_KEY = "simulator.number";
   const E164 = /^\+[1-9]\d{6,14}$/;
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const ICONS = {
+    document: ["M6 2.5h8l5 5v14H6z", "M14 2.5v5h5", "M9 12.5h7", "M9 16.5h7"],
+    list: ["M4 6h16", "M4 12h16", "M4 18h16"],
+  };
+  // http(s) links in message text; punctuation closing a sentence is not part of them.
+  const URL_PATTERN = /https?:\/\/[^\s<>"']+/gi;
+  const URL_TRAILING = /[.,;:!?)\]}]+$/;
 
   const $ = (id) => document.getElementById(id);
   const state = { number: "", after: -1, generation: 0, timer: 0 };
@@ -16,6 +25,58 @@
     if (className) node.className = className;
     if (text !== undefined && text !== null) node.textContent = text;
     return node;
+  }
+
+  /** A line icon (inline SVG, so it needs no font); decorative, hidden from screen readers. */
+  function icon(name) {
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("class", "icon icon-" + name);
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    for (const d of ICONS[name]) {
+      const path = document.createElementNS(SVG_NS, "path");
+      path.setAttribute("d", d);
+      svg.appendChild(path);
+    }
+    return svg;
+  }
+
+  /** A link that opens in a new tab and tells the target nothing about this page. */
+  function link(href, className) {
+    const a = el("a", className);
+    a.href = href;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    return a;
+  }
+
+  function webUrl(candidate) {
+    try {
+      const url = new URL(candidate);
+      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  /** Message text as text nodes, with its http(s) URLs as links. */
+  function richText(text) {
+    const box = el("div", "text");
+    const value = text || "";
+    let last = 0;
+    for (const match of value.matchAll(URL_PATTERN)) {
+      const shown = match[0].replace(URL_TRAILING, "");
+      const href = webUrl(shown);
+      if (!href) continue;
+      box.append(value.slice(last, match.index));
+      const a = link(href, "text-link");
+      a.textContent = shown;
+      box.append(a);
+      last = match.index + shown.length;
+    }
+    box.append(value.slice(last));
+    return box;
   }
 
   function clock(seconds) {
@@ -39,14 +100,28 @@
 
   function bubble(className, text, seconds) {
     const box = el("div", "bubble " + className);
-    box.appendChild(el("div", "text", text));
+    box.appendChild(richText(text));
     box.appendChild(el("div", "time", clock(seconds)));
     return box;
   }
 
-  function renderUser(text) {
+  /** A file: its icon and name, a link that opens it when the simulator holds it. */
+  function documentBubble(message) {
+    const box = el("div", "bubble incoming kind-document");
+    const name = el("div", "text");
+    const file = message.url ? link(message.url, "document-link") : el("span", "document-link");
+    file.appendChild(icon("document"));
+    file.appendChild(el("span", "document-name", message.text));
+    name.appendChild(file);
+    box.appendChild(name);
+    box.appendChild(el("div", "time", clock(message.at)));
+    return box;
+  }
+
+  function renderUser(text, seconds, failed) {
     const row = el("div", "user-message");
-    const box = bubble("outgoing", text);
+    const box = bubble("outgoing", text, seconds);
+    if (failed) box.classList.add("failed");
     row.appendChild(box);
     append(row);
     return box;
@@ -79,8 +154,9 @@
 
   function renderList(container, list) {
     const actions = el("div", "actions");
-    const open = el("button", "list-open", "\u2630 " + list.button);
+    const open = el("button", "list-open");
     open.type = "button";
+    open.append(icon("list"), list.button);
     open.setAttribute("aria-expanded", "false");
     const rows = el("div", "list-rows");
     rows.hidden = true;
@@ -113,7 +189,10 @@
     const row = el("div", "bot-message");
     row.dataset.index = String(message.index);
     row.dataset.kind = message.kind;
-    const box = bubble("incoming kind-" + message.kind, message.text, message.at);
+    const box =
+      message.kind === "document"
+        ? documentBubble(message)
+        : bubble("incoming kind-" + message.kind, message.text, message.at);
     if (message.header) box.prepend(el("div", "header", message.header));
     if (message.footer) box.insertBefore(el("div", "footer", message.footer), box.lastChild);
     row.appendChild(box);
@@ -182,7 +261,27 @@
     }
   }
 
-  /** Start the conversation of another number: new pane, its earlier bot messages. */
+  /** The conversation so far, both sides, as the simulator holds it; then poll for more. */
+  async function load() {
+    const generation = state.generation;
+    try {
+      const query = new URLSearchParams({ number: state.number });
+      const response = await fetch("/simulator/api/conversation?" + query);
+      if (!response.ok) throw new Error("could not load the chat: HTTP " + response.status);
+      const data = await response.json();
+      if (generation !== state.generation) return;
+      for (const message of data.messages) {
+        if (message.from === "you") renderUser(message.text, message.at, message.failed);
+        else renderBot(message);
+      }
+      state.after = Math.max(state.after, data.after);
+    } catch (err) {
+      if (generation === state.generation) showError(err.message);
+    }
+    if (generation === state.generation) poll();
+  }
+
+  /** Start the conversation of another number: new pane, its earlier messages. */
   function useNumber() {
     const value = $("number").value.replace(/[\s().-]/g, "");
     clearTimeout(state.timer);
@@ -205,7 +304,7 @@
       // Storage may be disabled; the default number still works.
     }
     renderNote("Chatting as " + value + ". Say hello to start.");
-    poll();
+    load();
   }
 
   document.addEventListener("DOMContentLoaded", () => {
