@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.conftest import Bot
+from tests.conftest import Bot, random_key
 from tests.flowkit import UK, say, tap
 from tests.processes import run_cli
 
@@ -78,3 +81,73 @@ async def test_audit_verify_passes_then_finds_tampering(bot: Bot) -> None:
         db.execute("UPDATE audit SET outcome='denied' WHERE id=2")
     code, _, err = await run_cli(bot, "audit", "verify")
     assert code == 1 and "entry 2 was edited" in err
+
+
+# Against `make run`'s database: the secrets `serve --dev` generated into var/dev.env ---------
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    prefixes = ("WHATSAPP_", "BOT_", "DATABASE_URL", "REDIS_URL")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)} | settings
+
+
+def cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_the_readmes_commands_use_make_runs_dev_settings_and_say_so(tmp_path: Path) -> None:
+    from bot.cli import DEV_ENV
+    from bot.config import dev_env_file
+
+    dev_env_file(tmp_path / DEV_ENV)  # as `serve --dev` makes it
+    env = clean_env()
+    send = cli(
+        tmp_path, env, "send", "--to", UK, "--template", "order_update", "--category", "utility",
+        "--param", "name=Ada", "--param", "order=A-17", "--param", "status=shipped",
+    )  # fmt: skip
+    assert send.returncode == 0, send.stderr
+    assert send.stdout.startswith("accepted: message ")
+    for args in (["export", UK], ["audit", "verify"], ["purge"], ["keys", "rotate"]):
+        done = cli(tmp_path, env, *args)
+        assert done.returncode == 0, (args, done.stderr)
+        (line,) = done.stderr.strip().splitlines()  # one line naming what it used
+        assert str(DEV_ENV) in line and "development" in line.lower()
+    assert json.loads(cli(tmp_path, env, "export", UK).stdout)["contact"]["phone"] == UK
+    handoff = cli(tmp_path, env, "handoff", "end", UK)
+    assert handoff.returncode == 1 and "not handed off" in handoff.stderr
+    erase = cli(tmp_path, env, "erase", UK)
+    assert erase.returncode == 0 and erase.stdout.startswith("erased:"), erase.stderr
+
+
+def test_real_settings_are_never_mixed_with_the_dev_file(tmp_path: Path) -> None:
+    from bot.cli import DEV_ENV
+    from bot.config import dev_env_file
+
+    dev_env_file(tmp_path / DEV_ENV)
+    # Production: the environment names every secret; the dev file is not read or announced.
+    prod = clean_env(
+        WHATSAPP_APP_SECRET="s", WHATSAPP_VERIFY_TOKEN="v",
+        BOT_MASTER_KEYS=f"k1:{random_key()}", BOT_INDEX_KEY=random_key(),
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'prod.db'}",
+    )  # fmt: skip
+    done = cli(tmp_path, prod, "audit", "verify")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert (tmp_path / "prod.db").exists() and not (tmp_path / "var" / "bot.db").exists()
+    # Half a configuration is a mistake to name, not a reason to fall back to dev secrets.
+    half = clean_env(WHATSAPP_APP_SECRET="s")
+    done = cli(tmp_path, half, "audit", "verify")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: WHATSAPP_VERIFY_TOKEN: is required but not set"
+    # The same in a .env file.
+    (tmp_path / ".env").write_text("WHATSAPP_APP_SECRET=s\n")
+    done = cli(tmp_path, clean_env(), "audit", "verify")
+    assert done.returncode == 2 and "WHATSAPP_VERIFY_TOKEN" in done.stderr
+    # Without var/dev.env, nothing to fall back to: the first missing variable is named.
+    (tmp_path / ".env").unlink()
+    (tmp_path / DEV_ENV).unlink()
+    done = cli(tmp_path, clean_env(), "audit", "verify")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: WHATSAPP_APP_SECRET: is required but not set"
