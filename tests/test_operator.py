@@ -151,3 +151,68 @@ def test_real_settings_are_never_mixed_with_the_dev_file(tmp_path: Path) -> None
     done = cli(tmp_path, clean_env(), "audit", "verify")
     assert done.returncode == 2
     assert done.stderr.strip() == "error: WHATSAPP_APP_SECRET: is required but not set"
+
+
+async def test_the_export_and_the_stored_messages_hold_no_meta_message_id(bot: Bot) -> None:
+    """Meta's message ids encode the number: only keyed hashes of them are kept, so neither
+    the export nor a stored message's sealed content holds one, whichever field it came in
+    (the message's own id, the message a reply or a reaction points at)."""
+    from bot.crypto import open_sealed
+    from bot.simulator import webhooks
+
+    join = await bot.say(UK, "JOIN")
+    (notice,) = await bot.replies(1)
+    context = {"context": {"from": "15550001111", "id": notice.wamid}}
+    yes = await bot.say(UK, webhooks.button_reply("optin.yes", "Yes") | context)
+    (thanks,) = await bot.replies(1)
+    reaction = {"type": "reaction", "reaction": {"message_id": thanks.wamid, "emoji": "👍"}}
+    liked = await bot.say(UK, reaction)
+    await bot.idle()
+    wamids = [join, yes, liked, notice.wamid, thanks.wamid]
+    # Each whole, its start (which encodes the number) and its end (its own random part).
+    tails = [part for w in wamids for part in (w, w[6:30], w[-16:])]
+
+    code, out, err = await run_cli(bot, "export", UK)
+    assert code == 0, err
+    assert [t for t in tails if t in out] == [], out
+    inbound = [m["content"] for m in json.loads(out)["messages"] if m["direction"] == "in"]
+    assert inbound[0]["text"] == {"body": "JOIN"} and inbound[0]["from"] == UK.lstrip("+")
+    assert inbound[1]["interactive"]["button_reply"]["id"] == "optin.yes"
+    assert inbound[1]["context"] == {"from": "15550001111"}
+
+    person = await bot.services.people.find(e164=UK)
+    assert person is not None
+    rows = await bot.sql("SELECT id, body FROM messages WHERE direction='in'")
+    assert len(rows) >= 2
+    for mid, body in rows:
+        stored = open_sealed(person.dk, body, f"messages/body/{mid}").decode()
+        assert [t for t in tails if t in stored] == [], stored
+
+
+def test_an_inbound_message_stored_with_its_ids_is_exported_without_them() -> None:
+    """Rows stored before Meta's ids were left out still export without them."""
+    import orjson
+
+    from bot.crypto import DataKey, seal
+    from bot.privacy.access import Held, export_document
+
+    dk = DataKey("k", os.urandom(32))
+    raw = {
+        "from": "447700900123", "id": "wamid.OWN", "type": "reaction",
+        "context": {"from": "15550001111", "id": "wamid.QUOTED", "forwarded": True},
+        "reaction": {"message_id": "wamid.LIKED", "emoji": "👍"},
+    }  # fmt: skip
+    row = {
+        "id": "m1", "direction": "in", "kind": "reaction", "category": "service",
+        "status": "received", "error_code": None, "created_at": 0.0,
+        "body": seal(dk, orjson.dumps(raw), "messages/body/m1"),
+    }  # fmt: skip
+    doc = export_document(
+        Held(consents=[], counts={}, messages=[row], audit=[]), contact=None, dk=dk,
+        profile=None, jurisdiction=None, language=None, controller={}, retention={},
+    )  # fmt: skip
+    assert "wamid." not in orjson.dumps(doc).decode()
+    assert doc["messages"][0]["content"] == {
+        "from": "447700900123", "type": "reaction",
+        "context": {"from": "15550001111", "forwarded": True}, "reaction": {"emoji": "👍"},
+    }  # fmt: skip
