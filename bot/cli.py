@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot import eventloop, logs
-from bot.config import Settings, SettingsError, dev_env_file, load_settings
+from bot.config import Settings, SettingsError, dev_env_file, given_required, load_settings
 from bot.conversation.flowfile import FlowError
 from bot.crypto import CryptoError
 from bot.operator import OperatorError
@@ -36,6 +36,21 @@ def _settings(dev: bool) -> Settings:
             )
         return load_settings(env_file=(DEV_ENV, ".env"))
     return load_settings()
+
+
+def _operator_settings(dev: bool) -> Settings:
+    """Like `_settings`, and when nothing is configured here (no secret in the environment
+    or `.env`) but `make run` left its secrets in `var/dev.env`, those, said on stderr: the
+    commands then work on the database `make run` serves. One secret set is configuration:
+    a gap in it is named, never filled from the dev file."""
+    if not dev and DEV_ENV.exists() and not given_required():
+        print(
+            f"*** DEVELOPMENT MODE: nothing configured in the environment or .env; "
+            f"using the development secrets in {DEV_ENV} (from `make run`). ***",
+            file=sys.stderr,
+        )
+        return load_settings(env_file=(DEV_ENV, ".env"))
+    return _settings(dev)
 
 
 async def _serve(settings: Settings, fd: int | None = None, role: Role = "all") -> None:
@@ -183,7 +198,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from bot.operator import export_person
 
-    doc = asyncio.run(export_person(_settings(args.dev), args.number))
+    doc = asyncio.run(export_person(_operator_settings(args.dev), args.number))
     sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
 
@@ -191,7 +206,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_erase(args: argparse.Namespace) -> int:
     from bot.operator import erase_person
 
-    counts = asyncio.run(erase_person(_settings(args.dev), args.number))
+    counts = asyncio.run(erase_person(_operator_settings(args.dev), args.number))
     print("erased: " + ", ".join(f"{table}={n}" for table, n in counts.items()))
     return 0
 
@@ -205,8 +220,9 @@ def cmd_send(args: argparse.Namespace) -> int:
         if not sep or not name:
             raise OperatorError("--param must be written name=value")
         params[name] = value
+    settings = _operator_settings(args.dev)
     queued = asyncio.run(
-        send_template(_settings(args.dev), args.to, args.template, args.category, params, args.lang)
+        send_template(settings, args.to, args.template, args.category, params, args.lang)
     )
     initiated = " (opens a business-initiated conversation)" if queued.initiated else ""
     print(f"accepted: message {queued.message_id} queued in {queued.language}{initiated}")
@@ -216,7 +232,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 def cmd_handoff(args: argparse.Namespace) -> int:
     from bot.operator import end_handoff
 
-    asyncio.run(end_handoff(_settings(args.dev), args.number))
+    asyncio.run(end_handoff(_operator_settings(args.dev), args.number))
     print("handed back: the bot answers this person again")
     return 0
 
@@ -224,7 +240,7 @@ def cmd_handoff(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from bot.operator import verify_audit
 
-    verdict = asyncio.run(verify_audit(_settings(args.dev), args.expect_head))
+    verdict = asyncio.run(verify_audit(_operator_settings(args.dev), args.expect_head))
     print(f"entries: {verdict.count}")
     print(f"head: {verdict.head}")
     if not verdict.ok:
@@ -238,7 +254,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     from bot.privacy.retention import purge
     from bot.store.db import Database
 
-    settings = _settings(args.dev)
+    settings = _operator_settings(args.dev)
 
     async def run() -> dict[str, int]:
         db = Database(settings.DATABASE_URL)
@@ -258,7 +274,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from bot.keys import rotate
     from bot.store.db import Database
 
-    settings = _settings(args.dev)
+    settings = _operator_settings(args.dev)
     keyring = Keyring(settings.master_keys, settings.index_key)
 
     async def run() -> int:

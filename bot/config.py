@@ -293,6 +293,19 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         raise SettingsError(f"{name}: {message}") from None
 
 
+def given_required(env_file: str | Path | None = ".env") -> list[str]:
+    """The required settings (the secrets) that the environment or `env_file` sets.
+
+    None of them set means nothing is configured here; some but not all is a
+    configuration with a gap, which `load_settings` names.
+    """
+    from dotenv import dotenv_values
+
+    required = [name for name, field in Settings.model_fields.items() if field.is_required()]
+    file = dotenv_values(env_file) if env_file and Path(env_file).is_file() else {}
+    return [name for name in required if os.environ.get(name) or file.get(name)]
+
+
 def dev_env_file(path: Path) -> Path:
     """Create development secrets once, so `make run` works on a fresh clone.
 

@@ -106,7 +106,7 @@ async def send_template(
         send = TemplateSend(e164, template, category, params, language)
         return await queue_template(db, people, templates, send, tier=settings.messaging_tier)
     except SendRefused as refused:
-        raise OperatorError(f"refused: {refused.reason.value}") from None
+        raise OperatorError(f"refused: {refused.reason.value}: {refused.explanation}") from None
     finally:
         await db.stop()
 

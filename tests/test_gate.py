@@ -15,7 +15,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.policy.business import SendRefused, TemplateSend, queue_template, queue_text
-from bot.policy.gate import Category, Facts, Reason, Request, TemplateStatus, decide
+from bot.policy.gate import (
+    Category,
+    Facts,
+    Reason,
+    Request,
+    TemplateStatus,
+    decide,
+    explain,
+)
 from tests.conftest import Bot, Clock
 from tests.flowkit import GERMANY, UK, say, tap, text_of
 from tests.processes import run_cli
@@ -279,7 +287,8 @@ async def test_send_command_answers_with_the_gates_reason(gated: Bot) -> None:
         gated, *base, "--template", "promo_offer", "--category", "marketing",
         "--param", "offer=10% off", "--param", "until=Friday",
     )  # fmt: skip
-    assert (code, err.strip()) == (1, "error: refused: no_consent")
+    no_consent = "error: refused: no_consent: this person has not opted in to marketing"
+    assert (code, err.strip()) == (1, no_consent)
     code, out, _ = await run_cli(
         gated, *base, "--template", "order_update", "--category", "utility",
         "--param", "order=A-17", "--param", "status=shipped",
@@ -288,6 +297,61 @@ async def test_send_command_answers_with_the_gates_reason(gated: Bot) -> None:
     (body,) = await templates_sent(gated)
     assert body["template"]["name"] == "order_update"
     assert await audit_refusals(gated) == ["no_consent"]
+
+
+async def test_send_refusals_say_what_is_wrong_naming_parameters_not_values(gated: Bot) -> None:
+    """The code first (scripts parse it), then in words what is wrong; a parameter's
+    value may be personal, so it is in neither the answer nor the audit."""
+    await say(gated, UK, "hello")
+    await gated.idle()
+    base = ["send", "--to", UK, "--template", "order_update", "--category", "utility"]
+    cases = [
+        (
+            ["--param", "name=Marie Curie"],
+            "template_params: the template order_update needs the parameters name, order, "
+            "status; missing: order, status",
+        ),
+        (
+            ["--param", "name=Marie Curie", "--param", "order=A-17", "--param", "status=",
+             "--param", "coupon=Marie-10"],
+            "template_params: the template order_update needs the parameters name, order, "
+            "status; unexpected: coupon",
+        ),
+        (
+            ["--param", "name=Marie Curie", "--param", "order=A-17", "--param", "status=  "],
+            "template_params: the template order_update's parameter status is empty",
+        ),
+        (
+            ["--param", "name=Marie Curie", "--param", "order=A-17", "--param", "status=x",
+             "--lang", "it"],
+            "template_language: the template order_update has no 'it' text (it has: de, en, "
+            "es, fr, pt)",
+        ),
+    ]  # fmt: skip
+    for extra, expected in cases:
+        code, out, err = await run_cli(gated, *base, *extra)
+        assert (code, out) == (1, ""), err
+        assert err.strip() == f"error: refused: {expected}"
+        assert "Marie" not in err
+    code, _, err = await run_cli(gated, *base[:4], "casino_bonus", "--category", "utility")
+    assert err.strip() == (
+        "error: refused: unknown_template: no template named casino_bonus is registered"
+    )
+    code, _, err = await run_cli(gated, *base[:4], "promo_offer", "--category", "utility")
+    assert err.strip() == (
+        "error: refused: category_mismatch: the template promo_offer is not registered as utility"
+    )
+    audit = await gated.sql("SELECT outcome, detail FROM audit WHERE event='policy_refused'")
+    assert [outcome for outcome, _ in audit] == ["template_params"] * 3 + [
+        "template_language", "unknown_template", "category_mismatch"
+    ]  # fmt: skip
+    assert not any("Marie" in str(detail) for _, detail in audit)
+
+
+def test_every_refusal_reason_is_explained_in_words() -> None:
+    for reason in Reason:
+        words = explain(reason, template="t", category="utility")
+        assert words and words[0].islower() and "{" not in words, reason
 
 
 @given(

@@ -393,6 +393,7 @@ def test_each_refusal_has_its_reason(
         registry.message(name, language, params)
     assert refused.value.reason == reason
     assert "Marie" not in str(refused.value)  # a value may be personal: never in the reason
+    assert refused.value.detail.startswith(f"the template {name}")  # says what is wrong
     with pytest.raises(TemplateRefused):
         registry.render(name, language, params)
 

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from bot import audit
 from bot.errors import BotError
-from bot.policy.gate import Category, Facts, Reason, Request, business_initiated, decide
+from bot.policy.gate import Category, Facts, Reason, Request, business_initiated, decide, explain
 from bot.policy.sending import refusal_event, template_status
 from bot.policy.templates import Registry, TemplateRefused
 from bot.privacy import person as people_store
@@ -34,9 +34,14 @@ OPERATOR = "operator"
 
 
 class SendRefused(BotError):
-    def __init__(self, reason: Reason) -> None:
+    """Refused by the gate (already audited). `explanation` says in words what is wrong,
+    naming templates, categories and parameters but never a parameter's value; it is for
+    whoever asked to send, not for the logs or the audit."""
+
+    def __init__(self, reason: Reason, explanation: str = "") -> None:
         super().__init__(reason.value)
         self.reason = reason
+        self.explanation = explanation or explain(reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +107,16 @@ async def queue_template(
         reason = decide(request, person.facts, now, status, erased_if_unknown=False)
     language = _language(templates, send, person.person.profile.language)
     message: Outbound | None = None
+    why = ""  # the template's own detail, in words
     if reason is None:
         try:
             message = templates.message(send.template, language, send.params)
         except TemplateRefused as refused:
-            reason = Reason(refused.reason)
+            reason, why = Reason(refused.reason), refused.detail
     if reason is not None or message is None:
-        await _refuse(db, actor, reason or Reason.UNKNOWN_TEMPLATE, send.category, person, detail)
+        reason = reason or Reason.UNKNOWN_TEMPLATE
+        why = explain(reason, why, template=send.template, category=send.category)
+        await _refuse(db, actor, reason, send.category, person, detail, why)
     assert message is not None
     initiated = business_initiated(request, person.facts, now)
     message_id = await _write(
@@ -195,10 +203,11 @@ async def _refuse(
     category: str,
     person: _Recipient,
     detail: dict[str, Any],
+    explanation: str = "",
 ) -> NoReturn:
     event = refusal_event(actor, reason, category[:16], subject=person.subject, **detail)
     await db.write(audit.append, [event])
-    raise SendRefused(reason)
+    raise SendRefused(reason, explanation)
 
 
 def _language(templates: Registry, send: TemplateSend, chosen: str | None) -> str:

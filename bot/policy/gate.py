@@ -49,6 +49,36 @@ class Reason(StrEnum):
     TIER_EXHAUSTED = "tier_exhausted"
 
 
+# What each reason means, in words, for whoever asked to send (`python -m bot send` prints
+# `refused: <code>: <words>`). `{template}` and `{category}` are what was asked for; a
+# template's own detail (which parameter, which language) replaces these when there is one.
+EXPLANATIONS: dict[Reason, str] = {
+    Reason.ERASED: "this person's data was erased; nothing may be sent to them",
+    Reason.SUPPRESSED: (
+        "this person said STOP or erased their data; no business-initiated message may go to them"
+    ),
+    Reason.UNKNOWN_TEMPLATE: "no template named {template} is registered",
+    Reason.TEMPLATE_NOT_APPROVED: "the template {template} is not approved by Meta",
+    Reason.TEMPLATE_LANGUAGE: "the template {template} has no text in that language",
+    Reason.TEMPLATE_PARAMS: "the parameters do not match those of the template {template}",
+    Reason.CATEGORY_MISMATCH: "the template {template} is not registered as {category}",
+    Reason.NO_CONSENT: "this person has not opted in to marketing",
+    Reason.OUTSIDE_WINDOW: (
+        "this person has not written in the last 24 hours; only a template may go"
+    ),
+    Reason.TIER_EXHAUSTED: (
+        "the messaging tier is used up: no more new people may be written to first "
+        "in these 24 hours"
+    ),
+}
+
+
+def explain(reason: Reason, detail: str = "", *, template: str = "", category: str = "") -> str:
+    """What is wrong, in words: the detail when there is one, else the reason's sentence.
+    Names only (template, category, parameter names): never a parameter's value."""
+    return detail or EXPLANATIONS[reason].format(template=template, category=category)
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """What is about to be sent."""

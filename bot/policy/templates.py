@@ -46,6 +46,7 @@ class TemplateRefused(BotError):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+        self.detail = detail  # in words, for whoever asked to send
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,9 @@ class Registry:
         """The Graph API template message, parameters named and in declared order."""
         spec, variant = self._resolve(name, language, params)
         if spec.status != "approved":
-            raise TemplateRefused(TEMPLATE_NOT_APPROVED, f"'{name}' is {spec.status}")
+            raise TemplateRefused(
+                TEMPLATE_NOT_APPROVED, f"the template {name} is {spec.status}, not approved"
+            )
         parameters = [{"type": "text", "parameter_name": p, "text": params[p]} for p in spec.params]
         components = ({"type": "body", "parameters": parameters},) if parameters else ()
         return Template(spec.name, variant.code, components)
@@ -99,25 +102,40 @@ class Registry:
     ) -> tuple[TemplateSpec, Variant]:
         spec = self.specs.get(name)
         if spec is None:
-            raise TemplateRefused(UNKNOWN_TEMPLATE, f"'{name}' is not in {self.file}")
+            raise TemplateRefused(UNKNOWN_TEMPLATE, f"the template {name} is not in {self.file}")
         variant = spec.languages.get(language)
         if variant is None:
-            raise TemplateRefused(TEMPLATE_LANGUAGE, f"'{name}' has no '{language}' variant")
+            has = ", ".join(sorted(spec.languages))
+            raise TemplateRefused(
+                TEMPLATE_LANGUAGE, f"the template {name} has no '{language}' text (it has: {has})"
+            )
         missing = [p for p in spec.params if p not in params]
         extra = sorted(set(params) - set(spec.params))
         if missing or extra:
-            raise TemplateRefused(TEMPLATE_PARAMS, f"missing {missing}, unexpected {extra}")
+            wrong = [f"{what}: {', '.join(names)}" for what, names in
+                     (("missing", missing), ("unexpected", extra)) if names]  # fmt: skip
+            needs = f"the parameters {', '.join(spec.params)}" if spec.params else "no parameters"
+            raise TemplateRefused(
+                TEMPLATE_PARAMS, f"the template {name} needs {needs}; " + "; ".join(wrong)
+            )
         for p in spec.params:
-            value = params[p]
-            if not isinstance(value, str) or not value.strip():
-                raise TemplateRefused(TEMPLATE_PARAMS, f"'{p}' is empty")
-            if len(value) > PARAM_MAX:
-                raise TemplateRefused(TEMPLATE_PARAMS, f"'{p}' is over {PARAM_MAX} characters")
-            if BAD_SPACING.search(value):
+            problem = _value_problem(params[p])
+            if problem:
                 raise TemplateRefused(
-                    TEMPLATE_PARAMS, f"'{p}' holds a line break, a tab or 5 spaces in a row"
+                    TEMPLATE_PARAMS, f"the template {name}'s parameter {p} {problem}"
                 )
         return spec, variant
+
+
+def _value_problem(value: Any) -> str | None:
+    """What Meta would refuse in a parameter's value, said without the value."""
+    if not isinstance(value, str) or not value.strip():
+        return "is empty"
+    if len(value) > PARAM_MAX:
+        return f"is over {PARAM_MAX} characters"
+    if BAD_SPACING.search(value):
+        return "holds a line break, a tab or 5 spaces in a row"
+    return None
 
 
 # --- reading the file -----------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 The copy is complete and machine-readable (portability): the contact with its
 number and name opened, every consent with its history, every stored message
-with its content, and the person's audit trail. The same document is sent in
-chat (as a WhatsApp document) and printed by `python -m bot export +E164`.
+with its content (an inbound one without Meta's message ids, which are kept
+only as keyed hashes), and the person's audit trail. The same document is sent
+in chat (as a WhatsApp document) and printed by `python -m bot export +E164`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bot.privacy.controller import Controller
 from bot.privacy.jurisdiction import Jurisdiction, decide, language_for
 from bot.privacy.person import Person
 from bot.privacy.profile import Profile
+from bot.privacy.records import inbound_content
 from bot.store import Conn
 from bot.store import privacy as store
 from bot.store.db import Database
@@ -161,6 +163,8 @@ def export_document(
         content = None
         if dk is not None and m["body"] is not None:
             content = orjson.loads(open_sealed(dk, m["body"], f"messages/body/{m['id']}"))
+            if m["direction"] == "in":  # also for rows stored before ids were left out
+                content = inbound_content(content)
         messages.append(
             {
                 "direction": m["direction"],

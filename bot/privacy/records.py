@@ -2,7 +2,9 @@
 
 Shared by the turn (replies to a person) and business-initiated sends, so a
 row is sealed and bound to its place the same way whoever writes it. (A new
-contact's rows are `bot.privacy.person`'s.)
+contact's rows are `bot.privacy.person`'s.) An inbound message is kept as Meta
+sent it less Meta's message ids, which encode the phone number: the store
+holds only keyed hashes of those (the inbox's event key, the status index).
 """
 
 from __future__ import annotations
@@ -14,6 +16,26 @@ import orjson
 
 from bot.crypto import DataKey, seal
 from bot.store import messages as message_store
+
+# Where an inbound message carries one of Meta's message ids (wamids): its own, the
+# message it replies to, the message it reacts to.
+META_MESSAGE_IDS: tuple[tuple[str | None, str], ...] = (
+    (None, "id"),
+    ("context", "id"),
+    ("reaction", "message_id"),
+)
+
+
+def inbound_content(raw: dict[str, Any]) -> dict[str, Any]:
+    """An inbound message as stored and exported: as Meta sent it, without Meta's message
+    ids. The sender's own number (`from`) and everything they sent stay: it is theirs."""
+    content = dict(raw)
+    for part, key in META_MESSAGE_IDS:
+        if part is None:
+            content.pop(key, None)
+        elif isinstance(inner := content.get(part), dict) and key in inner:
+            content[part] = {k: v for k, v in inner.items() if k != key}
+    return content
 
 
 def message_row(
@@ -28,7 +50,10 @@ def message_row(
     category: str = "service",
     leased: bool = True,
 ) -> dict[str, Any]:
-    """`leased`: the writing worker sends it itself; otherwise any worker may claim it."""
+    """`leased`: the writing worker sends it itself; otherwise any worker may claim it.
+    Inbound content is kept without Meta's message ids (`inbound_content`)."""
+    if direction == "in":
+        content = inbound_content(content)
     mid = uuid.uuid4().hex
     return {
         "id": mid,
