@@ -162,3 +162,39 @@ async def test_after_a_flow_during_a_wait_the_person_is_told_they_still_wait(
     assert "still waiting" in text_of(replies[1])
     assert "menu.back" in options_of(replies[1])
     assert await kit.say(UK, "hello") == []  # still handed off: staff answer now
+
+
+# 4. STOP as people type it ---------------------------------------------------------------
+
+FILLER = {lang: KEYWORDS["filler"][lang][0] for lang in LANGUAGES}  # PLEASE, BITTE …
+TYPED_STOPS = sorted(
+    {
+        variant
+        for lang in LANGUAGES
+        for word in KEYWORDS["stop"][lang]
+        for variant in (
+            f"{word.capitalize()}!!", f"{word.lower()}.", f"  {word} 🙏",
+            f"{FILLER[lang].lower()} {word.lower()}", f"{word} {FILLER[lang]}!",
+        )
+    }
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("typed", TYPED_STOPS)
+@pytest.mark.parametrize("waiting_for_staff", [False, True])
+async def test_stop_as_people_type_it_stops(
+    kit: TurnKit, typed: str, waiting_for_staff: bool
+) -> None:
+    if waiting_for_staff:
+        await kit.say(UK, "AGENT")
+    else:
+        await kit.say(UK, "hello")
+    (confirmed, *_) = await kit.say(UK, typed)
+    assert len(await kit.sql("SELECT * FROM suppressions")) == 1, f"{typed!r} did not stop"
+    assert "START" in text_of(confirmed)
+
+
+async def test_a_sentence_that_only_contains_stop_is_not_taken_for_it(kit: TurnKit) -> None:
+    await kit.say(UK, "hello")
+    await kit.say(UK, "don't stop the offers, I like them")
+    assert await kit.sql("SELECT * FROM suppressions") == []
