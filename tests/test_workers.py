@@ -172,6 +172,19 @@ def children_of(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+async def settled_roles(pid: int, timeout: float = 10.0) -> dict[str, int]:
+    """The workers' roles once both run: /readyz answers from the web worker while the
+    turn worker may still be starting (or, on a loaded machine, be between two
+    starts: a child that exited shows no command line until it is reaped)."""
+    roles: dict[str, int] = {}
+    for _ in range(int(timeout / 0.1)):
+        roles = {role_of(child): child for child in children_of(pid)}
+        if sorted(roles) == ["turns", "web"]:
+            break
+        await asyncio.sleep(0.1)
+    return roles
+
+
 def role_of(pid: int) -> str:
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     return argv[argv.index(b"--role") + 1].decode() if b"--role" in argv else ""  # a zombie
@@ -193,7 +206,7 @@ async def test_a_turn_worker_of_its_own_answers_what_the_web_worker_stored(
         try:
             async with httpx.AsyncClient(timeout=10) as http:
                 await wait_ready(http, url, proc)
-                roles = {role_of(pid): pid for pid in children_of(proc.pid)}
+                roles = await settled_roles(proc.pid)
                 assert sorted(roles) == ["turns", "web"]
                 senders = [f"+4477009006{i:02d}" for i in range(6)]
                 for n in range(3):
