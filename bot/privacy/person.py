@@ -79,9 +79,6 @@ class People:
 
     # Indexes -------------------------------------------------------------------------------
 
-    def indexes_of(self, party: Party) -> tuple[str | None, str | None]:
-        return indexes_of(self._kr, party)
-
     def pseudonym(self, contact_id: str) -> str:
         return self._kr.blind_index(Index.PSEUDONYM, contact_id)
 
@@ -96,12 +93,39 @@ class People:
 
     async def find(self, *, e164: str | None = None, party: Party | None = None) -> Person | None:
         """Someone already known, by number or by what Meta said of them; None if never met."""
+        return await self._find(*self._who(e164, party))
+
+    async def of_party(self, party: Party, now: float) -> Person:
+        """Whoever wrote: found, or new (stored with the turn) with what Meta told us."""
+        phone_index, user_index, e164 = self._who(None, party)
+        found = await self._find(phone_index, user_index, e164)
+        if found is not None:
+            return found
+        return self._new(
+            phone_index, user_index, e164, user_id=party.user_id, name=party.name, now=now,
+            last_inbound_at=now,
+        )  # fmt: skip
+
+    async def of_number(self, e164: str, now: float) -> Person:
+        """Whom the business writes to: found, or new (stored with the message)."""
+        phone_index, _, _ = who = self._who(e164, None)
+        found = await self._find(*who)
+        if found is not None:
+            return found
+        return self._new(phone_index, None, e164, user_id=None, name=None, now=now)
+
+    def _who(
+        self, e164: str | None, party: Party | None
+    ) -> tuple[str | None, str | None, str | None]:
+        """(phone index, BSUID index, number) of a number or of what Meta said of someone."""
         if party is not None:
-            phone_index, user_index = self.indexes_of(party)
-            e164 = _e164(party.wa_id) if party.wa_id else None
-        else:
-            phone_index = self._kr.blind_index(Index.PHONE, e164) if e164 else None
-            user_index = None
+            phone_index, user_index = indexes_of(self._kr, party)
+            return phone_index, user_index, _e164(party.wa_id) if party.wa_id else None
+        return self._kr.blind_index(Index.PHONE, e164) if e164 else None, None, e164
+
+    async def _find(
+        self, phone_index: str | None, user_index: str | None, e164: str | None
+    ) -> Person | None:
         row = await self._db.read(contact_store.find, phone_index, user_index)
         if row is None:
             return None
@@ -111,26 +135,6 @@ class People:
             user_index or row.user_index, e164, row=row,
             profile=Profile.open(dk, row.id, row.profile_sealed),
         )  # fmt: skip
-
-    async def of_party(self, party: Party, now: float) -> Person:
-        """Whoever wrote: found, or new (stored with the turn) with what Meta told us."""
-        found = await self.find(party=party)
-        if found is not None:
-            return found
-        phone_index, user_index = self.indexes_of(party)
-        e164 = _e164(party.wa_id) if party.wa_id else None
-        return self._new(
-            phone_index, user_index, e164, user_id=party.user_id, name=party.name, now=now,
-            last_inbound_at=now,
-        )  # fmt: skip
-
-    async def of_number(self, e164: str, now: float) -> Person:
-        """Whom the business writes to: found, or new (stored with the message)."""
-        found = await self.find(e164=e164)
-        if found is not None:
-            return found
-        phone_index = self._kr.blind_index(Index.PHONE, e164)
-        return self._new(phone_index, None, e164, user_id=None, name=None, now=now)
 
     def _new(
         self,
