@@ -198,3 +198,14 @@ async def test_a_sentence_that_only_contains_stop_is_not_taken_for_it(kit: TurnK
     await kit.say(UK, "hello")
     await kit.say(UK, "don't stop the offers, I like them")
     assert await kit.sql("SELECT * FROM suppressions") == []
+
+
+async def test_a_late_no_still_withdraws(kit: TurnKit) -> None:
+    """A yes after the notice lapsed never counts; a no always does."""
+    await kit.say(UK, "JOIN")
+    await kit.say(UK, "YES")
+    await kit.say(UK, "JOIN")
+    kit.later(hours=25)  # the notice's question lapsed
+    (reply,) = await kit.tap(UK, "optin.no")
+    assert await kit.consent(UK) == "declined"
+    assert "withdrawn" in text_of(reply)
