@@ -23,6 +23,9 @@ from bot.whatsapp import messages as wa
 
 DEFAULT_PARAM = "x" * 40
 CAPTION_MAX = 1024  # a document's caption (the data export)
+# The categories messages are stored under (`BOT_RETENTION`'s keys by default).
+MESSAGE_CATEGORIES = ("service", "marketing", "utility", "transactional", "authentication", "otp",
+                      "support")  # fmt: skip
 
 CODE_MESSAGE_IDS: tuple[str, ...] = (
     "common.unknown",
@@ -33,6 +36,8 @@ CODE_MESSAGE_IDS: tuple[str, ...] = (
     *(f"consent.method.whatsapp_{n}" for n in ("double_opt_in", "stop", "preferences")),
     "consent.method.whatsapp_opt_in_declined",
     *(f"law.{law}" for law in LAWS),
+    # Labels of the message categories (BOT_RETENTION) in notices and the data summary.
+    *(f"category.{c}" for c in MESSAGE_CATEGORIES),
     "residence.other",
     "rate.paused",
 )
