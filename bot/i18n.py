@@ -86,8 +86,12 @@ class Texts:
         text = t.gettext(message_id)
         return text if text != message_id else None
 
+    def template(self, lang: str, law: str | None, message_id: str) -> str | None:
+        """The text before its placeholders are filled, English where `lang` lacks it."""
+        return self.raw(lang, law, message_id) or self.raw(FALLBACK, law, message_id)
+
     def get(self, lang: str, law: str | None, message_id: str, **params: Any) -> str:
-        text = self.raw(lang, law, message_id) or self.raw(FALLBACK, law, message_id)
+        text = self.template(lang, law, message_id)
         if text is None:
             return message_id  # `flows check` makes sure this never ships
         return text.format_map(_Blank(params)) if params or "{" in text else text

@@ -34,6 +34,7 @@ from bot.policy.templates import Registry, load_templates
 from bot.privacy.consent import QuietRevocation
 from bot.privacy.controller import Controller
 from bot.privacy.countries import COUNTRIES_FILE, Countries, load_countries
+from bot.privacy.notices import NOTICES_FILE, NoticeFacts, Notices, load_notices
 from bot.privacy.person import People
 from bot.privacy.retention import purge_forever
 from bot.runtime.alerts import Alerts, FailureWatch
@@ -146,14 +147,17 @@ class Content:
     texts: Texts
     templates: Registry
     countries: Countries
+    notices: Notices
 
 
 def load_content(settings: Settings) -> Content:
-    """Read and check the flows, texts, templates and countries; raises on a broken file."""
+    """Read and check the flows, texts, templates, countries and notices; raises on a
+    broken file."""
     templates = load_templates(settings.templates_path)
     countries = load_countries(settings.flows_dir / COUNTRIES_FILE)
+    notices = load_notices(settings.flows_dir / NOTICES_FILE)
     flows, texts = load_flows(settings.flows_dir), Texts(settings.locales_dir)
-    return Content(flows, texts, templates, countries)
+    return Content(flows, texts, templates, countries, notices)
 
 
 @dataclass(frozen=True)
@@ -293,7 +297,11 @@ def build_conversation(
     """One message turn: the flows' engine with its conditions, the texts, the
     controller, the inbound limit."""
     controller = Controller.from_settings(settings)
-    renderer = Renderer(content.flows, content.texts, controller.params, content.countries)
+    facts = NoticeFacts(
+        content.notices, settings.retention_days, settings.BOT_INBOX_KEEP_DAYS,
+        content.flows.keywords, controller.params,
+    )  # fmt: skip
+    renderer = Renderer(content.flows, content.texts, controller.params, content.countries, facts)
     limiter = InboundLimiter(
         limits, settings.BOT_INBOUND_PER_MINUTE, settings.BOT_INBOUND_BURST, observer=observer
     )
@@ -303,6 +311,7 @@ def build_conversation(
         Engine(content.flows, CONDITION_CHECKS),
         system_key=outbox_key,
         limiter=limiter,
+        first_notice=content.notices.first_contact.notice,
         handoff_timeout=settings.BOT_HANDOFF_TIMEOUT,
     )
 

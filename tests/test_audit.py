@@ -23,7 +23,7 @@ async def history(bot: Bot) -> tuple[Bot, Path, str]:
     """A real audit trail from two conversations, and its head hash."""
     assert bot.settings.sqlite_path is not None
     for person in (UK, GERMANY):
-        await say(bot, person, "JOIN")
+        await say(bot, person, "JOIN", 2)
         await tap(bot, person, "optin.yes")
     await say(bot, UK, "MY DATA", 2)
     await bot.idle()
@@ -99,7 +99,7 @@ async def test_every_required_event_is_written_and_the_chain_holds(bot: Bot) -> 
     from bot.privacy.retention import purge
 
     s = bot.services
-    await say(bot, UK, "JOIN")
+    await say(bot, UK, "JOIN", 2)
     await tap(bot, UK, "optin.yes")  # consent_granted, flow_transition
     await say(bot, UK, "MY DATA", 2)  # data_access
     await tap(bot, UK, "my_data.export")  # data_export

@@ -32,7 +32,7 @@ STOP_WORDS = sorted({w for words in FLOWS.keywords["stop"].values() for w in wor
 # How a person reaches each state where the bot waits for them, and how many replies it takes.
 RESTING = {
     "menu.main": ("hello", 1),
-    "optin.notice": ("JOIN", 1),
+    "optin.notice": ("JOIN", 2),
     "my_data.summary": ("MY DATA", 2),
     "erase.confirm": ("DELETE MY DATA", 1),
     "residence.ask": ("RESIDENCE", 1),
@@ -58,8 +58,8 @@ def test_every_resting_state_is_covered() -> None:
         (UK, "Before you join", ["GDPR", "supervisory authority", "Data Protection Officer"]),
         (
             CALIFORNIA,
-            "Before you join",
-            ["CCPA/CPRA", "Do Not Sell or Share My Personal Information"],
+            "offers and news",
+            ["CCPA/CPRA", "do not sell or share", "no sensitive personal information"],
         ),
         (SINGAPORE, "Before you join", ["PDPA", "privacy-sg@example.com", "correct"]),
         (GERMANY, "DSGVO", ["DSGVO", "Aufsichtsbehörde"]),
@@ -70,12 +70,12 @@ def test_every_resting_state_is_covered() -> None:
 async def test_double_opt_in_per_jurisdiction(
     bot: Bot, number: str, lang_marker: str, law_markers: list[str]
 ) -> None:
-    (notice,) = await say(bot, number, "JOIN")
+    notice, question = await say(bot, number, "JOIN", 2)
     body = text_of(notice)
     assert lang_marker in body
     for marker in law_markers:
         assert marker in body, marker
-    assert set(options_of(notice)) == {"optin.yes", "optin.no"}
+    assert set(options_of(question)) == {"optin.yes", "optin.no"}
     assert await consent(bot) == ["pending"]
 
     yes = await bot.say(number, webhooks.button_reply("optin.yes", "Yes"))
@@ -96,7 +96,7 @@ async def test_double_opt_in_per_jurisdiction(
 
 async def test_opt_in_evidence_is_stored(bot: Bot) -> None:
     """The one opt-in test on every database: consent rows and their evidence."""
-    await say(bot, GERMANY, "JOIN")
+    await say(bot, GERMANY, "JOIN", 2)
     yes = await bot.say(GERMANY, webhooks.button_reply("optin.yes", "Ja"))
     await bot.replies(1)
     await bot.idle()
@@ -112,7 +112,7 @@ async def test_opt_in_evidence_is_stored(bot: Bot) -> None:
 
 
 async def test_typed_yes_in_any_language_confirms(bot: Bot) -> None:
-    await say(bot, GERMANY, "JOIN")
+    await say(bot, GERMANY, "JOIN", 2)
     await say(bot, GERMANY, "ja")
     await bot.idle()
     assert await consent(bot) == ["granted"]
@@ -127,7 +127,7 @@ async def test_no_consent_without_a_notice(bot: Bot) -> None:
 
 
 async def test_declining_records_no_consent(bot: Bot) -> None:
-    await say(bot, UK, "JOIN")
+    await say(bot, UK, "JOIN", 2)
     (declined,) = await tap(bot, UK, "optin.no")
     assert "JOIN" in text_of(declined)
     await bot.idle()
@@ -138,8 +138,8 @@ async def test_referral_starts_the_opt_in_and_is_kept_as_source(bot: Bot) -> Non
     referral = {"source_url": "https://fb.me/x", "source_id": "ad-123", "source_type": "ad"}
     content = {**webhooks.text("Hi, I saw your ad"), "referral": referral}
     await bot.say(UK, content)
-    (notice,) = [r.body for r in await bot.replies(1)]
-    assert "optin.yes" in options_of(notice)
+    _notice, question = [r.body for r in await bot.replies(2)]
+    assert "optin.yes" in options_of(question)
     await tap(bot, UK, "optin.yes")
     await bot.idle()
     sources = await bot.sql("SELECT source FROM consent_events WHERE status='granted'")
@@ -147,7 +147,7 @@ async def test_referral_starts_the_opt_in_and_is_kept_as_source(bot: Bot) -> Non
 
 
 async def test_opt_in_question_expires_after_24_hours(bot: Bot) -> None:
-    await say(bot, UK, "JOIN")
+    await say(bot, UK, "JOIN", 2)
     bot.clock.advance(25 * 3600)
     (menu,) = await say(bot, UK, "YES")
     assert "menu.my_data" in options_of(menu)
@@ -156,7 +156,7 @@ async def test_opt_in_question_expires_after_24_hours(bot: Bot) -> None:
 
 
 async def test_unknown_input_gets_a_short_reprompt_with_the_options(bot: Bot) -> None:
-    await say(bot, UK, "JOIN")
+    await say(bot, UK, "JOIN", 2)
     (again,) = await say(bot, UK, "what is this?")
     assert text_of(again).startswith("Sorry")
     assert len(text_of(again)) < 120
@@ -166,7 +166,7 @@ async def test_unknown_input_gets_a_short_reprompt_with_the_options(bot: Bot) ->
 @SQLITE_ONLY
 @pytest.mark.parametrize("state", sorted(RESTING))
 async def test_stop_in_every_state_revokes_and_confirms(bot: Bot, state: str) -> None:
-    await say(bot, UK, "JOIN")
+    await say(bot, UK, "JOIN", 2)
     await tap(bot, UK, "optin.yes")
     words, replies = RESTING[state]
     await say(bot, UK, words, replies)
@@ -181,7 +181,7 @@ async def test_stop_in_every_state_revokes_and_confirms(bot: Bot, state: str) ->
 @SQLITE_ONLY
 @pytest.mark.parametrize("word", STOP_WORDS)
 async def test_every_stop_word_works(bot: Bot, word: str) -> None:
-    await say(bot, GERMANY, "JOIN")
+    await say(bot, GERMANY, "JOIN", 2)
     await tap(bot, GERMANY, "optin.yes")
     (confirmation,) = await say(bot, GERMANY, f"  {word.lower()} ")
     assert confirmation["type"] == "text"
@@ -190,11 +190,11 @@ async def test_every_stop_word_works(bot: Bot, word: str) -> None:
 
 
 async def test_start_leads_back_through_the_notice(bot: Bot) -> None:
-    await say(bot, UK, "JOIN")
+    await say(bot, UK, "JOIN", 2)
     await tap(bot, UK, "optin.yes")
     await say(bot, UK, "STOP")
-    (notice,) = await say(bot, UK, "START")
-    assert "optin.yes" in options_of(notice)
+    _notice, question = await say(bot, UK, "START", 2)
+    assert "optin.yes" in options_of(question)
     await bot.idle()
     assert await consent(bot) == ["pending"]  # asked again, not silently re-consented
     await tap(bot, UK, "optin.yes")
@@ -203,7 +203,7 @@ async def test_start_leads_back_through_the_notice(bot: Bot) -> None:
 
 
 async def test_marketing_stop_from_whatsapp_settings_revokes_silently(bot: Bot) -> None:
-    await say(bot, UK, "JOIN")
+    await say(bot, UK, "JOIN", 2)
     await tap(bot, UK, "optin.yes")
     body = webhooks.envelope(PHONE_NUMBER_ID, {})
     change = body["entry"][0]["changes"][0]
@@ -216,11 +216,11 @@ async def test_marketing_stop_from_whatsapp_settings_revokes_silently(bot: Bot) 
     assert (await bot.post(body)).status_code == 200
     await bot.idle()
     assert await consent(bot) == ["revoked"]
-    assert len(bot.fake.sent) == 2  # the notice and the thanks; nothing for this
+    assert len(bot.fake.sent) == 3  # the notice, its question and the thanks; nothing for this
 
 
 async def test_error_131050_revokes_marketing_consent(bot: Bot) -> None:
-    await say(bot, UK, "JOIN")
+    await say(bot, UK, "JOIN", 2)
     await tap(bot, UK, "optin.yes")
     bot.fake.fail_next(131050)
     await bot.say(UK, "hello")
@@ -229,7 +229,7 @@ async def test_error_131050_revokes_marketing_consent(bot: Bot) -> None:
 
 
 async def test_my_data_summary_and_export(bot: Bot) -> None:
-    await say(bot, UK, "JOIN")
+    await say(bot, UK, "JOIN", 2)
     await tap(bot, UK, "optin.yes")
     summary, menu = await say(bot, UK, "MY DATA", 2)
     text = text_of(summary)
@@ -254,7 +254,7 @@ async def test_my_data_summary_and_export(bot: Bot) -> None:
 
 
 async def test_erasure_leaves_only_suppression_and_pseudonymous_audit(bot: Bot) -> None:
-    await say(bot, UK, "JOIN")
+    await say(bot, UK, "JOIN", 2)
     await tap(bot, UK, "optin.yes")
     (explain,) = await say(bot, UK, "DELETE MY DATA")
     assert "cannot be undone" in text_of(explain)
@@ -293,16 +293,16 @@ async def test_stated_residence_overrides_the_number(bot: Bot) -> None:
     assert "residence.DE" in options_of(ask)
     (done,) = await tap(bot, CALIFORNIA, "residence.DE")
     assert "GDPR" in text_of(done)
-    (notice,) = await say(bot, CALIFORNIA, "JOIN")
-    assert "GDPR" in text_of(notice) and "Do Not Sell" not in text_of(notice)
+    notice, _question = await say(bot, CALIFORNIA, "JOIN", 2)
+    assert "GDPR" in text_of(notice) and "CCPA" not in text_of(notice)
 
 
 async def test_residence_can_be_typed(bot: Bot) -> None:
     await say(bot, UK, "RESIDENCE")
     (done,) = await say(bot, UK, "I live in California")
     assert "CCPA" in text_of(done)
-    (notice,) = await say(bot, UK, "JOIN")
-    assert "Do Not Sell or Share My Personal Information" in text_of(notice)
+    notice, _question = await say(bot, UK, "JOIN", 2)
+    assert "Notice at collection (CCPA/CPRA)" in text_of(notice)
 
 
 async def test_residence_not_understood_asks_again(bot: Bot) -> None:
@@ -344,7 +344,7 @@ async def test_handoff_keeps_the_bot_quiet_but_for_privacy_words(bot: Bot) -> No
 @pytest.mark.parametrize(
     ("number", "menu_word", "notice_word", "stop_word"),
     [
-        (UK, "privacy assistant", "Do you want", "START"),
+        (UK, "privacy assistant", "GDPR", "START"),
         (GERMANY, "Datenschutz", "DSGVO", "START"),
         ("+33612345678", "confidentialité", "RGPD", "DÉMARRER"),
         ("+34612345678", "privacidad", "RGPD", "ALTA"),
@@ -358,8 +358,8 @@ async def test_each_language_through_menu_notice_and_stop(
     """The number's region picks the language; every text of the path is in it."""
     (menu,) = await say(bot, number, "hello")
     assert menu_word in text_of(menu)
-    (notice,) = await say(bot, number, "JOIN")
+    notice, question = await say(bot, number, "JOIN", 2)
     assert notice_word in text_of(notice)
-    assert len(options_of(notice)) == 2
+    assert len(options_of(question)) == 2
     (stopped,) = await say(bot, number, "STOP")
     assert stop_word in text_of(stopped)

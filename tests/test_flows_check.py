@@ -173,13 +173,13 @@ def test_notice_too_long_in_one_law_variant(repo: Path) -> None:
     fr = po(repo, "fr")
     head = 'msgctxt "gdpr"\nmsgid "optin.notice"\nmsgstr ""\n'
     line = fr.read_text()[: fr.read_text().index(head)].count("\n") + 2  # the msgid line
-    edit(fr, head, head + f'"{"x" * 1100}"\n')
+    edit(fr, head, head + f'"{"x" * 4200}"\n')
     found = [p for p in problems(repo) if "optin.notice" in p]
     assert len(found) == 1
     assert found[0].startswith(
         f"locales/fr/LC_MESSAGES/bot.po:{line}: text 'optin.notice' (gdpr) is "
     )
-    assert found[0].endswith("WhatsApp allows 1024")
+    assert found[0].endswith("WhatsApp allows 4096")
 
 
 def test_params_fill_placeholders_before_measuring(repo: Path) -> None:

@@ -83,7 +83,7 @@ async def audit_refusals(bot: Bot) -> list[str]:
 
 
 async def opt_in(bot: Bot, who: str) -> None:
-    await say(bot, who, "JOIN")
+    await say(bot, who, "JOIN", 2)
     await tap(bot, who, "optin.yes")
     await bot.idle()
 

@@ -177,7 +177,7 @@ def bsuid_message(payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
 async def uk(p: Person) -> bytes:
     """Opt-in with Yes, MY DATA + export, typed residence, language, handoff, STOP, START."""
     await p.say(UK_HELLO)
-    await p.say("JOIN")
+    await p.say("JOIN", 2)
     await p.tap("optin.yes")
     await p.say("MY DATA", 2)
     (document,) = await p.tap("my_data.export")  # the file, captioned
@@ -189,7 +189,7 @@ async def uk(p: Person) -> bytes:
     await p.say("AGENT")
     await p.say(UK_TO_AGENT, 0)  # handed off: the bot stays quiet
     await p.say("STOP", 2)  # confirmed, and told they still wait for staff
-    await p.say("START")
+    await p.say("START", 2)
     await p.tap("optin.yes", 2)
     return p.bot.fake.media[document["document"]["id"]][0]
 
@@ -198,7 +198,7 @@ async def de(p: Person) -> None:
     """One turn fails with personal data in the exception; then opt-in and erasure."""
     await p.say(FAILING)
     await p.say(DE_HELLO)
-    await p.say("BEITRETEN")
+    await p.say("BEITRETEN", 2)
     await p.say("ja")
     await p.say("MEINE DATEN LÖSCHEN")
     await p.tap("erase.yes")
@@ -206,7 +206,7 @@ async def de(p: Person) -> None:
 
 async def username_user(p: Person) -> None:
     await p.say(BSUID_HELLO)
-    await p.say("JOIN")
+    await p.say("JOIN", 2)
     await p.tap("optin.yes")
     await p.say("MY DATA", 2)
     (document,) = await p.tap("my_data.export")

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 async def test_export_prints_the_persons_document_and_is_audited(bot: Bot) -> None:
-    await say(bot, UK, "JOIN")
+    await say(bot, UK, "JOIN", 2)
     await tap(bot, UK, "optin.yes")
     await bot.idle()
     code, out, err = await run_cli(bot, "export", UK)
@@ -29,7 +29,7 @@ async def test_export_prints_the_persons_document_and_is_audited(bot: Bot) -> No
     assert marketing["purpose"] == "marketing" and marketing["status"] == "granted"
     for change in marketing["history"]:
         assert {"at", "method", "source", "policy_version", "jurisdiction"} <= set(change)
-    assert len(doc["messages"]) == 4  # JOIN, notice, Yes, thanks
+    assert len(doc["messages"]) == 5  # JOIN, notice, question, Yes, thanks
     exports = await bot.sql("SELECT actor, outcome FROM audit WHERE event='data_export'")
     assert exports == [("operator", "ok")]
 
@@ -49,7 +49,7 @@ async def test_export_refuses_a_malformed_number(bot: Bot) -> None:
 
 
 async def test_erase_command_crypto_shreds_like_the_chat(bot: Bot) -> None:
-    await say(bot, UK, "JOIN")
+    await say(bot, UK, "JOIN", 2)
     await tap(bot, UK, "optin.yes")
     await bot.idle()
     code, out, err = await run_cli(bot, "erase", UK)
@@ -63,7 +63,7 @@ async def test_erase_command_crypto_shreds_like_the_chat(bot: Bot) -> None:
 
 
 async def test_audit_verify_passes_then_finds_tampering(bot: Bot) -> None:
-    await say(bot, UK, "JOIN")
+    await say(bot, UK, "JOIN", 2)
     await tap(bot, UK, "optin.yes")
     await say(bot, UK, "MY DATA", 2)
     await bot.idle()

@@ -72,9 +72,9 @@ def counts(messages: int = 0, inbox: int = 0, payloads: int = 0) -> dict[str, in
 
 
 async def join_and_confirm(bot: Bot, *people: str) -> None:
-    """JOIN, notice, Yes, thanks: four messages and two inbox rows per person."""
+    """JOIN, notice, question, Yes, thanks: five messages and two inbox rows per person."""
     for who in people:
-        await say(bot, who, "JOIN")
+        await say(bot, who, "JOIN", 2)
         await tap(bot, who, "optin.yes")
     await bot.idle()
 
@@ -98,7 +98,7 @@ MESSAGE_CASES = [
 async def test_messages_go_when_their_categorys_period_ends(bot: Bot) -> None:
     await join_and_confirm(bot, UK, GERMANY, CALIFORNIA)
     rows = await bot.sql("SELECT id, direction FROM messages ORDER BY id")
-    assert len(rows) == 12
+    assert len(rows) == 15
     inbound = [mid for mid, d in rows if d == "in"]
     outbound = [mid for mid, d in rows if d == "out"]
     now = time.time() + 60
@@ -210,9 +210,9 @@ async def test_a_backlog_goes_in_batches_each_audited_with_its_counts(bot: Bot) 
     await execute(bot, "UPDATE inbox SET received_at=:t", t=now - 8 * DAY)
     audit_before = await bot.sql("SELECT count(*) FROM audit")
 
-    assert await run_purge(bot, now, batch_size=5) == counts(messages=8, inbox=4)
+    assert await run_purge(bot, now, batch_size=5) == counts(messages=10, inbox=4)
 
-    assert await purges(bot) == [counts(5, 0), counts(3, 2), counts(0, 2)]
+    assert await purges(bot) == [counts(5, 0), counts(5, 0), counts(0, 4)]
     assert await bot.sql("SELECT count(*) FROM messages") == [(0,)]
     assert await bot.sql("SELECT count(*) FROM inbox") == [(0,)]
     assert await chain_verifies(bot)
@@ -254,10 +254,10 @@ async def test_the_timer_logs_each_run_and_survives_a_failing_one(
     assert logged[0][1].startswith("retention purge failed")
     assert records[0].exc_info is not None
     assert logged[1][1].startswith(
-        "retention purge: messages_deleted=4 inbox_deleted=0 inbox_payloads_cleared=0 "
+        "retention purge: messages_deleted=5 inbox_deleted=0 inbox_payloads_cleared=0 "
     )
     assert not any(UK.lstrip("+") in m for _, m in logged)
-    assert await purges(bot) == [counts(messages=4)]
+    assert await purges(bot) == [counts(messages=5)]
 
     # BOT_PURGE_INTERVAL=0 turns the timer off: it returns at once.
     off = bot.settings.model_copy(update={"BOT_PURGE_INTERVAL": 0})

@@ -31,6 +31,7 @@ from bot.i18n import Texts
 from bot.policy.limits import make_limits
 from bot.policy.templates import load_templates
 from bot.privacy.countries import COUNTRIES_FILE, load_countries
+from bot.privacy.notices import NOTICES_FILE, load_notices
 from bot.privacy.person import People
 from bot.runtime.conversation import ConversationTurn, Handled
 from bot.runtime.inbox import open_event, sealed_rows
@@ -76,7 +77,9 @@ class TurnKit:
         self.people = People(db, self.keyring)
         flows, texts = read_flows_and_texts(settings)
         countries = load_countries(settings.flows_dir / COUNTRIES_FILE)
-        self.content = Content(flows, texts, load_templates(settings.templates_path), countries)
+        notices = load_notices(settings.flows_dir / NOTICES_FILE)
+        templates = load_templates(settings.templates_path)
+        self.content = Content(flows, texts, templates, countries, notices)
         self.wamid = ""  # Meta's id of the last message sent in
         self.conversation: ConversationTurn = build_conversation(
             settings, self.content, db, self.people, keys.outbox, make_limits(None)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.conversation.check_flows import SPECIAL_INPUTS, check_flows, offered_ids
+from bot.conversation.check_notices import check_notices, read_notices
 from bot.conversation.check_report import (
     LAWS,
     SHIPPED_LANGUAGES,
@@ -66,8 +67,11 @@ def check(
     """Every problem in the flows and their texts, grouped by kind; empty means ready to ship."""
     report = Report(flows_dir, locales_dir)
     report.countries = _countries(flows_dir, report)
+    report.notices = read_notices(report)
     flows = check_flows(flows_dir, report)
-    check_texts(flows, locales_dir, params or {}, report)
+    catalogs = check_texts(flows, locales_dir, params or {}, report)
+    if report.notices is not None:
+        check_notices(report.notices, flows, catalogs, report)
     return list(dict.fromkeys(report.problems))
 
 

@@ -17,6 +17,7 @@ from bot.conversation.flowfile import Flow
 from bot.i18n import po_path
 from bot.privacy.jurisdiction import SHIPPED_LANGUAGES as SHIPPED_LANGUAGES  # for the checks
 from bot.privacy.jurisdiction import Countries, Law
+from bot.privacy.notices import Notices
 
 LAWS: tuple[str, ...] = tuple(law.value for law in Law)
 VARIANTS: tuple[str | None, ...] = (None, *LAWS)  # None: the text without a law's context
@@ -39,6 +40,7 @@ class Report:
         self.broken: set[str] = set()  # flows that did not load: no follow-up noise about them
         # The countries file of this flows folder (residence list rows), None if it is broken.
         self.countries: Countries | None = None
+        self.notices: Notices | None = None  # the notices file, None if it is broken
         self._lines: dict[str, dict[str, int]] = {}
 
     def line(self, flow: Flow, key: str) -> int:

@@ -68,6 +68,7 @@ def message_uses(flows: FlowSet, countries: Countries | None = None) -> list[Use
         for said in (state.say, state.reprompt, state.return_say):
             if said:
                 uses.append(Use(said, "text", limit, file, line))
+        uses += [Use(said, "text", wa.TEXT_MAX, file, line) for said in state.say_before]
         uses += [
             Use(b.title, "button title", wa.BUTTON_TITLE_MAX, file, line) for b in state.buttons
         ]
@@ -136,14 +137,20 @@ def _load_catalogs(locales_dir: Path, report: Report) -> dict[str, Catalog]:
     return catalogs
 
 
-def check_texts(flows: FlowSet, locales_dir: Path, params: dict[str, str], report: Report) -> None:
-    """Every catalog against every text the flows use; runs after the flows so it knows them."""
+def check_texts(
+    flows: FlowSet, locales_dir: Path, params: dict[str, str], report: Report
+) -> dict[str, Catalog]:
+    """Every catalog against every text the flows use; runs after the flows so it knows them.
+    Returns the catalogs, for the notices' check."""
     catalogs = _load_catalogs(locales_dir, report)
     english = catalogs.get(FALLBACK)
     uses = message_uses(flows, report.countries)
+    if report.notices is not None:  # the texts notices are made of
+        uses += [Use(m, "text", wa.TEXT_MAX, "", 0) for m in report.notices.message_ids]
     used = {u.message_id for u in uses}
     # A file that did not load hides what it uses: no "unused" noise then.
-    if english is not None and not report.broken and report.countries is not None:
+    loaded = report.countries is not None and report.notices is not None
+    if english is not None and not report.broken and loaded:
         for m in _entries(english):
             if m.id not in used:
                 message = f"'{m.id}' is used by no flow and not by the code (CODE_MESSAGE_IDS)"
@@ -154,6 +161,7 @@ def check_texts(flows: FlowSet, locales_dir: Path, params: dict[str, str], repor
         _check_entries(lang, catalog, english, report)
         _check_limits(lang, catalog, uses, params, report)
     _check_list_rows(flows, report)
+    return catalogs
 
 
 def _entries(catalog: Catalog) -> list[Message]:

@@ -51,6 +51,7 @@ class Say:
 
     state: str
     message_id: str
+    plain: bool = False  # a text said before the state's own, without its options
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +253,7 @@ class Engine:
             state = self.flows.state(name)
             step.path.append(name)
             step.effects += [Effect(a, name) for a in state.do]
+            step.says += [Say(name, said, plain=True) for said in state.say_before]
             if state.say:
                 step.says.append(Say(name, state.say))
             step.entered_at_now = True

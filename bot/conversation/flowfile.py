@@ -80,6 +80,7 @@ class State:
     quiet_reprompt: bool
     where: Where
     reprompt: str | None = None  # said (with the options) when an answer is not understood
+    say_before: tuple[str, ...] = ()  # `say: [a, b]`: texts said on their own before `b`
     return_say: str | None = None  # said when a flow ends and the person comes back here
 
     @property
@@ -246,12 +247,14 @@ def _state(path: Path, flow: str, name: str, data: Any) -> State:
     rows_from = listing.get("rows_from") if isinstance(listing, dict) else None
     if rows_from is not None and rows_from not in LIST_SOURCES:
         raise FlowError(where, f"rows_from must be one of {', '.join(LIST_SOURCES)}")
+    said = _says(data.get("say"), where)
     expires = data.get("expires")
     if expires is not None and not (isinstance(expires, dict) and "after" in expires):
         raise FlowError(where, "expires needs 'after' (a duration) and 'to' (a state)")
     return State(
         name=f"{flow}.{name}",
-        say=data.get("say"),
+        say=said[-1] if said else None,
+        say_before=tuple(said[:-1]),
         buttons=_options(data.get("buttons"), where, "buttons"),
         list_button=listing.get("button") if isinstance(listing, dict) else None,
         rows=_options(listing.get("rows"), where, "rows") if isinstance(listing, dict) else (),
@@ -268,6 +271,16 @@ def _state(path: Path, flow: str, name: str, data: Any) -> State:
         reprompt=data.get("reprompt"),
         return_say=data.get("return_say"),
     )
+
+
+def _says(value: Any, where: Where) -> list[str]:
+    """`say: text` or `say: [first, second]`: several messages, the last with the options."""
+    if value is None:
+        return []
+    said = value if isinstance(value, list) else [value]
+    if not said or not all(isinstance(s, str) and s for s in said):
+        raise FlowError(where, "say: a message id, or a list of them")
+    return said
 
 
 def load_flow(path: Path) -> Flow:

@@ -8,16 +8,27 @@ languages on offer.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from babel import Locale
 
 from bot.conversation.engine import Say
 from bot.conversation.flowfile import FlowSet, Option, State
-from bot.i18n import Texts
+from bot.i18n import Texts, placeholders
 from bot.privacy.countries import Countries, shipped_countries
 from bot.privacy.jurisdiction import SHIPPED_LANGUAGES, residence_choices
-from bot.whatsapp.messages import Button, Buttons, ListMessage, Outbound, Row, Text
+from bot.privacy.notices import FACTS, NoticeFacts
+from bot.whatsapp.messages import (
+    INTERACTIVE_BODY_MAX,
+    TEXT_MAX,
+    Button,
+    Buttons,
+    ListMessage,
+    Outbound,
+    Row,
+    Text,
+)
 
 # The ids of the rows a `rows_from` list is filled with: a prefix, then the value.
 ROW_ID_PREFIX = {"countries": "residence.", "languages": "language."}
@@ -35,6 +46,18 @@ def language_name(code: str) -> str:
     return name[:1].upper() + name[1:]
 
 
+def prefaced(preface: str, replies: list[Outbound]) -> list[Outbound]:
+    """`preface` (the short notice) at the top of the first reply, or as a message of its
+    own before it when that reply has no text or the two would be too long together."""
+    first = replies[0]
+    limit = TEXT_MAX if isinstance(first, Text) else INTERACTIVE_BODY_MAX
+    if isinstance(first, Text | Buttons | ListMessage):
+        body = f"{preface}\n\n{first.body}"
+        if len(body) <= limit:
+            return [replace(first, body=body), *replies[1:]]
+    return [Text(preface), *replies]
+
+
 class Renderer:
     def __init__(
         self,
@@ -42,21 +65,38 @@ class Renderer:
         texts: Texts,
         params: dict[str, str],
         countries: Countries | None = None,
+        facts: NoticeFacts | None = None,
     ) -> None:
         """`countries` gives the residence list; by default the shipped file, read now, so a
-        broken file stops start-up rather than the first person who asks for the list."""
+        broken file stops start-up rather than the first person who asks for the list.
+        `facts` fills a notice's facts (`{retention}`, `{rights}` …)."""
         self._flows = flows
         self._texts = texts
         self._params = params
         self._countries = countries if countries is not None else shipped_countries()
+        self._facts = facts
 
-    def text(self, lang: str, law: str, message_id: str, **params: Any) -> str:
+    def text(
+        self, lang: str, law: str, message_id: str, *, place: str | None = None, **params: Any
+    ) -> str:
+        """The text in `lang` for `law`; `place` (where the person lives, "DE", "US-CA")
+        picks the facts that depend on it, such as the supervisory authority."""
+        template = self._texts.template(lang, law, message_id) or ""
+        wanted = (placeholders(template) & FACTS) - params.keys()
+        if wanted and self._facts is not None:
+
+            def part(part_id: str, **more: Any) -> str:
+                return self.text(lang, law, part_id, place=place, **more)
+
+            params = self._facts.fill(wanted, lang, law, place, part) | params
         return self._texts.get(lang, law, message_id, **(self._params | params))
 
-    def render(self, say: Say, lang: str, law: str, **params: Any) -> Outbound:
-        body = self.text(lang, law, say.message_id, **params)
+    def render(
+        self, say: Say, lang: str, law: str, *, place: str | None = None, **params: Any
+    ) -> Outbound:
+        body = self.text(lang, law, say.message_id, place=place, **params)
         state = self._flows.state(say.state) if self._flows.has_state(say.state) else None
-        if state is None:
+        if state is None or say.plain:
             return Text(body)
         if state.buttons:
             return Buttons(

@@ -15,6 +15,7 @@ from typing import Any
 
 from bot import audit
 from bot.conversation.engine import Engine, Input, Step
+from bot.conversation.render import prefaced
 from bot.crypto import DataKey
 from bot.policy.inbound import InboundLimiter
 from bot.privacy import erasure
@@ -49,8 +50,12 @@ class ConversationTurn:
         system_key: DataKey,
         limiter: InboundLimiter | None = None,
         handoff_timeout: float = 0.0,
+        first_notice: str | None = None,
     ) -> None:
+        """`first_notice`: the short notice said before the first answer to someone new,
+        and again once after the policy version changes."""
         self._deps = deps
+        self._first_notice = first_notice
         self._people = people
         self._engine = engine
         self._system_key = system_key
@@ -125,14 +130,33 @@ class ConversationTurn:
         profile.state = step.state
         renderer = self._deps.renderer
         law_name = renderer.text(turn.language, turn.law, f"law.{turn.law}")
-        turn.replies += [
-            renderer.render(say, turn.language, turn.law, law_name=law_name) for say in step.says
+        place = turn.jurisdiction.region or turn.jurisdiction.country
+        replies = [
+            renderer.render(say, turn.language, turn.law, place=place, law_name=law_name)
+            for say in step.says
         ]
+        if replies and (notice := self._notice_due(turn)):
+            preface = renderer.text(turn.language, turn.law, notice, place=place)
+            replies = prefaced(preface, replies)
+        turn.replies += replies
         if step.path and step.path[-1] != step.before:
             turn.events.append(
                 audit.Event(turn.person.pseudonym, "flow_transition", state_before=step.before,
                             state_after=step.state, detail={"path": step.path})
             )  # fmt: skip
+
+    def _notice_due(self, turn: Turn) -> str | None:
+        """The short notice, with the first answer someone gets under this policy version
+        (never on its own: a turn that says nothing, as in a handoff, waits for one that does)."""
+        slots, version = turn.person.profile.slots, self._deps.controller.policy_version
+        if self._first_notice is None or slots.get("noticed") == version:
+            return None
+        slots["noticed"] = version
+        turn.events.append(
+            audit.Event(turn.person.pseudonym, "notice_shown",
+                        detail={"notice": self._first_notice, "policy_version": version})
+        )  # fmt: skip
+        return self._first_notice
 
     async def _commit(
         self, pending: inbox_store.PendingEvent, turn: Turn, before: str | None
