@@ -189,7 +189,8 @@ class ConversationTurn:
     @staticmethod
     def _contact_update(turn: Turn) -> dict[str, Any]:
         """The contact's columns this turn sets: the time, the sealed profile, the
-        handoff, and identifiers learned since (a number, a BSUID)."""
+        handoff, identifiers learned since (a number, a BSUID), and the profile name
+        Meta sent with this message, so a name changed in WhatsApp is what we hold."""
         person = turn.person
         fill: dict[str, Any] = {
             "last_inbound_at": turn.now,
@@ -204,4 +205,8 @@ class ConversationTurn:
                 fill["phone_index"] = person.phone_index
             if person.user_index and not person.row.user_index:
                 fill["user_index"] = person.user_index
+            if name := turn.msg.sender.name:
+                fill["name_sealed"] = people_store.seal_column(
+                    person.dk, person.contact_id, "name", name
+                )
         return fill
