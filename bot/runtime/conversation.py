@@ -142,7 +142,8 @@ class ConversationTurn:
         recipient = Recipient(wa_id=msg.sender.wa_id, user_id=msg.sender.user_id)
         # No wamid index on inbound rows: the inbox's event key deduplicates, and a
         # unique index here would outlive it and trip a (very) late redelivery.
-        inbound = message_row(dk, cid, "in", msg.type, msg.raw, "received", now)
+        kind, category = turn.inbound_as or (msg.type, "service")
+        inbound = message_row(dk, cid, "in", kind, msg.raw, "received", now, category=category)
         rows, items = [inbound], []
         key = self._system_key if turn.erased else dk
         for reply in turn.replies:
