@@ -44,7 +44,7 @@ async def say(bot: Bot, who: str, words: str, count: int = 1) -> list[dict[str, 
 async def tap(bot: Bot, who: str, reply_id: str, count: int = 1, title: str = "x") -> list[dict]:
     kind = (
         webhooks.list_reply
-        if reply_id.startswith(("menu.", "residence.", "language."))
+        if reply_id.startswith(("menu.", "residence.", "language.", "correct."))
         else (webhooks.button_reply)
     )
     await bot.say(who, kind(reply_id, title))

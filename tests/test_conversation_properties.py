@@ -35,7 +35,8 @@ PEOPLE = [UK, GERMANY, BRAZIL]
 YES_WORDS = ["YES", "ja", "sim", "oui"]
 STOP_WORDS = ["STOP", "stopp", "Parar", "arrêt", "UNSUBSCRIBE"]
 OTHER_WORDS = ["hello", "JOIN", "NO", "START", "HELP", "MY DATA", "DELETE MY DATA",
-               "RESIDENCE", "LANGUAGE", "AGENT", "Deutschland", "🙂", "menu"]  # fmt: skip
+               "RESIDENCE", "LANGUAGE", "CORRECTION", "AGENT", "Deutschland", "🙂",
+               "menu"]  # fmt: skip
 JOINING = ["JOIN", "START", "beitreten", "referral"]
 REFERRAL = {
     **webhooks.text("Hi, I saw your ad"),

@@ -29,8 +29,9 @@ from tests.flowkit import (
 FLOWS = load_flows(Path(__file__).resolve().parents[1] / "flows")
 STOP_WORDS = sorted({w for words in FLOWS.keywords["stop"].values() for w in words})
 
-# How a person reaches each state where the bot waits for them, and how many replies it takes.
-RESTING = {
+# How a person reaches each state where the bot waits for them (what they type, then the
+# button or row they tap, if any), and how many replies the last step takes.
+RESTING: dict[str, tuple[str | tuple[str, str], int]] = {
     "menu.main": ("hello", 1),
     "optin.notice": ("JOIN", 2),
     "my_data.summary": ("MY DATA", 2),
@@ -38,6 +39,8 @@ RESTING = {
     "residence.ask": ("RESIDENCE", 1),
     "language.ask": ("LANGUAGE", 1),
     "agent.waiting": ("AGENT", 1),
+    "correct.ask": ("CORRECT MY DATA", 1),
+    "correct.other": (("CORRECT MY DATA", "correct.other"), 1),
 }
 
 
@@ -169,7 +172,12 @@ async def test_stop_in_every_state_revokes_and_confirms(bot: Bot, state: str) ->
     await say(bot, UK, "JOIN", 2)
     await tap(bot, UK, "optin.yes")
     words, replies = RESTING[state]
-    await say(bot, UK, words, replies)
+    if isinstance(words, tuple):
+        words, row = words
+        await say(bot, UK, words)
+        await tap(bot, UK, row, replies)
+    else:
+        await say(bot, UK, words, replies)
     (confirmation,) = await say(bot, UK, "stop")
     assert "START" in text_of(confirmation)
     await bot.idle()

@@ -130,7 +130,7 @@ def test_too_many_buttons_and_rows_and_both_at_once(repo: Path) -> None:
     more = "      - {id: my_data.x, title: button.yes}\n      - {id: my_data.y, title: button.no}\n"
     edit(my_data, back, back + more)
     row = "        - {id: menu.stop, title: menu.stop, description: menu.stop_hint}\n"
-    extra = "".join(f"        - {{id: menu.x{i}, title: menu.stop}}\n" for i in range(4))
+    extra = "".join(f"        - {{id: menu.x{i}, title: menu.stop}}\n" for i in range(3))
     edit(menu, row, row + extra)
     quiet = "    quiet_reprompt: true\n"
     edit(menu, quiet, quiet + "    buttons: [{id: menu.b, title: button.yes}]\n")

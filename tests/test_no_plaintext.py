@@ -51,9 +51,10 @@ USERNAME = "@wilhelmina_quist"
 UK_HELLO = "Hello there, my secret plan 7431"
 UK_RESIDENCE = "I live in Deutschland"
 UK_TO_AGENT = "please call me back on 07700 900123, code word bluebird-5531"
+UK_CORRECTION = "Mein Geburtsdatum ist falsch: 3. Mai 1961, Kundennummer 40917"
 DE_HELLO = "Guten Tag, mein geheimer Plan 5512"
 BSUID_HELLO = "Does it come in teal? secret 9034"
-TEXTS = [UK_HELLO, UK_RESIDENCE, UK_TO_AGENT, DE_HELLO, BSUID_HELLO]
+TEXTS = [UK_HELLO, UK_RESIDENCE, UK_TO_AGENT, UK_CORRECTION, DE_HELLO, BSUID_HELLO]
 FAILING = "this one makes the turn fail once 6620"
 # Business-initiated: a template to a consenting person, one to a number never
 # met (its contact is created, sealed), a refusal for another, a support text.
@@ -175,7 +176,8 @@ def bsuid_message(payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 
 async def uk(p: Person) -> bytes:
-    """Opt-in with Yes, MY DATA + export, typed residence, language, handoff, STOP, START."""
+    """Opt-in with Yes, MY DATA + export, typed residence, language, a typed correction,
+    handoff, STOP, START."""
     await p.say(UK_HELLO)
     await p.say("JOIN", 2)
     await p.tap("optin.yes")
@@ -186,6 +188,9 @@ async def uk(p: Person) -> bytes:
     assert "GDPR" in json.dumps(residence)
     await p.say("LANGUAGE")
     await p.tap("language.de")
+    await p.say("BERICHTIGEN")
+    await p.tap("correct.other")
+    await p.say(UK_CORRECTION)
     await p.say("AGENT")
     await p.say(UK_TO_AGENT, 0)  # handed off: the bot stays quiet
     await p.say("STOP", 2)  # confirmed, and told they still wait for staff

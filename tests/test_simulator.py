@@ -38,6 +38,7 @@ MENU_BUTTON = "Options"
 MENU_IDS = [
     "menu.join",
     "menu.my_data",
+    "menu.correct",
     "menu.erase",
     "menu.residence",
     "menu.language",
@@ -47,6 +48,7 @@ MENU_IDS = [
 MENU = [
     "Join our updates",
     "My data",
+    "Correct my data",
     "Delete my data",
     "Where I live",
     "Language",

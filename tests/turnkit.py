@@ -44,7 +44,7 @@ from tests.conftest import PHONE_NUMBER_ID, make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 NOWHERE = "http://127.0.0.1:9/v21.0"  # no Graph API: nothing is sent from here
-LIST_PREFIXES = ("menu.", "residence.", "language.")  # ids the flows show as list rows
+LIST_PREFIXES = ("menu.", "residence.", "language.", "correct.")  # ids the flows show as list rows
 
 
 @functools.cache
@@ -117,9 +117,12 @@ class TurnKit:
 
     # Talking -------------------------------------------------------------------------------
 
-    async def turn(self, who: str, content: dict[str, Any]) -> Handled:
-        """One message from `who` (+E164): stored in the inbox and handled as one turn."""
-        body, self.wamid = webhooks.message(PHONE_NUMBER_ID, who, content, timestamp=int(self.now))
+    async def turn(self, who: str, content: dict[str, Any], name: str | None = None) -> Handled:
+        """One message from `who` (+E164), with the profile `name` Meta sends beside it:
+        stored in the inbox and handled as one turn."""
+        body, self.wamid = webhooks.message(
+            PHONE_NUMBER_ID, who, content, name=name, timestamp=int(self.now)
+        )
         (event,) = parse_webhook(body).events
         rows, contacts = sealed_rows(self.keyring, self.keys.inbox, [event], self.now)
         await self.db.write(inbox_store.accept, rows)
@@ -131,12 +134,14 @@ class TurnKit:
         assert isinstance(msg, InboundMessage)
         return await self.conversation.handle(pending, msg, self.now)
 
-    async def send(self, who: str, content: dict[str, Any]) -> list[dict[str, Any]]:
+    async def send(
+        self, who: str, content: dict[str, Any], name: str | None = None
+    ) -> list[dict[str, Any]]:
         """The Graph bodies of the replies to one message, in order."""
-        return [item.body for item in (await self.turn(who, content)).items]
+        return [item.body for item in (await self.turn(who, content, name)).items]
 
-    async def say(self, who: str, words: str) -> list[dict[str, Any]]:
-        return await self.send(who, webhooks.text(words))
+    async def say(self, who: str, words: str, name: str | None = None) -> list[dict[str, Any]]:
+        return await self.send(who, webhooks.text(words), name)
 
     async def tap(self, who: str, reply_id: str, title: str = "x") -> list[dict[str, Any]]:
         return await self.send(who, tapped(reply_id, title))

@@ -25,6 +25,10 @@ ACTIONS: dict[str, str] = {
     "set_language": "keep the chosen language (from a `language.xx` row)",
     "set_residence": "keep the stated residence (from a `residence.XX` row or typed text)",
     "handoff": "hand the conversation to a human; the bot stays quiet but for privacy words",
+    "record_correction": (
+        "keep the typed text as a correction request: one of the person's messages (sealed, "
+        "category `support`, for the privacy team), audited without the text"
+    ),
 }
 
 

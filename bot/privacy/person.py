@@ -151,9 +151,7 @@ class People:
         dk, wrapped = self._kr.new_data_key(uuid.uuid4().hex)
 
         def sealed(column: str, value: str | None) -> bytes | None:
-            if value is None:
-                return None
-            return seal(dk, value.encode(), f"contacts/{column}/{contact_id}")
+            return None if value is None else seal_column(dk, contact_id, column, value)
 
         created = {
             "key": {"id": dk.key_id, "kid": wrapped.kid, "wrapped": wrapped.wrapped,
@@ -183,6 +181,12 @@ def contact_index(keyring: Keyring, party: Party) -> str | None:
     people by): their number's if Meta gave it, else their BSUID's."""
     phone, user = indexes_of(keyring, party)
     return phone or user
+
+
+def seal_column(dk: DataKey, contact_id: str, column: str, value: str) -> bytes:
+    """A contact's column (`phone`, `user_id`, `name`) sealed with their key and bound
+    to its column and row, so it opens only there (`access.contact_view`)."""
+    return seal(dk, value.encode(), f"contacts/{column}/{contact_id}")
 
 
 def create(conn: Conn, person: Person, **columns: Any) -> None:

@@ -166,7 +166,8 @@ class ConversationTurn:
         recipient = Recipient(wa_id=msg.sender.wa_id, user_id=msg.sender.user_id)
         # No wamid index on inbound rows: the inbox's event key deduplicates, and a
         # unique index here would outlive it and trip a (very) late redelivery.
-        inbound = message_row(dk, cid, "in", msg.type, msg.raw, "received", now)
+        kind, category = turn.inbound_as or (msg.type, "service")
+        inbound = message_row(dk, cid, "in", kind, msg.raw, "received", now, category=category)
         rows, items = [inbound], []
         key = self._system_key if turn.erased else dk
         for reply in turn.replies:
@@ -213,7 +214,8 @@ class ConversationTurn:
     @staticmethod
     def _contact_update(turn: Turn) -> dict[str, Any]:
         """The contact's columns this turn sets: the time, the sealed profile, the
-        handoff, and identifiers learned since (a number, a BSUID)."""
+        handoff, identifiers learned since (a number, a BSUID), and the profile name
+        Meta sent with this message, so a name changed in WhatsApp is what we hold."""
         person = turn.person
         fill: dict[str, Any] = {
             "last_inbound_at": turn.now,
@@ -228,4 +230,8 @@ class ConversationTurn:
                 fill["phone_index"] = person.phone_index
             if person.user_index and not person.row.user_index:
                 fill["user_index"] = person.user_index
+            if name := turn.msg.sender.name:
+                fill["name_sealed"] = people_store.seal_column(
+                    person.dk, person.contact_id, "name", name
+                )
         return fill

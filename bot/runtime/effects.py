@@ -52,6 +52,8 @@ class Turn:
     replies: list[Outbound] = field(default_factory=list)
     ops: list[Unit] = field(default_factory=list)
     events: list[audit.Event] = field(default_factory=list)
+    # (kind, category) to store the person's message under, when it is more than chat.
+    inbound_as: tuple[str, str] | None = None
     erased: bool = False
     handoff: bool = False
     handed_back: bool = False
@@ -221,7 +223,15 @@ async def _end_handoff(deps: Deps, turn: Turn, effect: Effect) -> None:
     )  # fmt: skip
 
 
-# What the person chose ----------------------------------------------------------------------
+# What the person chose or corrected -------------------------------------------------------
+# Audited as `data_corrected` (which field, never the value) when the bot corrects it at
+# once, as `correction_requested` when the privacy team has to.
+
+
+def _corrected(turn: Turn, event: str, field: str) -> None:
+    turn.events.append(
+        audit.Event(turn.person.pseudonym, event, detail={"field": field, "via": "chat"})
+    )
 
 
 @handles("set_language")
@@ -229,6 +239,7 @@ async def _set_language(deps: Deps, turn: Turn, effect: Effect) -> None:
     if effect.input_id:
         turn.person.profile.language = picked(effect.input_id, "languages")
         turn.language = language_for(turn.person.profile.language, turn.person.e164)
+        _corrected(turn, "data_corrected", "language")
 
 
 @handles("set_residence")
@@ -237,3 +248,13 @@ async def _set_residence(deps: Deps, turn: Turn, effect: Effect) -> None:
     if stated is not None:  # the flow's `residence_understood` condition made sure
         turn.person.profile.residence = stated
         turn.jurisdiction = decide(stated, turn.person.e164)
+        _corrected(turn, "data_corrected", "residence")
+
+
+@handles("record_correction")
+async def _record_correction(deps: Deps, turn: Turn, effect: Effect) -> None:
+    """The message itself is the request: stored like every message the person sends
+    (sealed with their key, in their export, erased with them), but as a correction kept
+    as long as support conversations, so the privacy team can read and act on it."""
+    turn.inbound_as = ("correction", "support")
+    _corrected(turn, "correction_requested", "other")
