@@ -75,7 +75,7 @@ async def test_every_right_in_a_notice_comes_with_its_way(
     await kit.tap(who, f"language.{lang}")
     notice, _ = await kit.say(who, "JOIN")
     text = text_of(notice)
-    for group in ("my_data", "stop"):  # access and withdrawal: the words that do them
+    for group in ("my_data", "stop", "correct"):  # access, withdrawal, correction: their words
         assert KEYWORDS[group][lang][0] in text, f"{law}/{lang} lacks {group}:\n{text}"
     if law in AUTHORITY:
         assert AUTHORITY[law] in text
