@@ -72,6 +72,7 @@ class ConversationTurn:
                 text=msg.text if msg.type == "text" else None,
                 reply_id=msg.reply_id,
                 referral=msg.referral is not None,
+                media=msg.is_media,
             )
             if not await self._over_limit(turn, inp):
                 handed_off = self._still_handed_off(turn)
