@@ -21,7 +21,7 @@ from bot.privacy import erasure
 from bot.privacy import person as people_store
 from bot.privacy.jurisdiction import decide, language_for
 from bot.privacy.person import People
-from bot.privacy.records import message_row
+from bot.privacy.records import inbound_kept, message_row
 from bot.runtime.effects import Deps, Turn, carry_out
 from bot.runtime.outbox import OutItem
 from bot.store import Conn
@@ -84,13 +84,21 @@ class ConversationTurn:
         items = await self._commit(pending, turn, before)
         return Handled(items, person.pace_key)
 
+    def _handoff_active(self, turn: Turn) -> bool:
+        """Someone from support has the chat: handed off, and not left unanswered for
+        `handoff_timeout` seconds."""
+        row = turn.person.row
+        if row is None or row.handoff_at is None:
+            return False
+        return not self._handoff_timeout or turn.now - row.handoff_at < self._handoff_timeout
+
     def _still_handed_off(self, turn: Turn) -> bool:
         """A handoff nobody answered for `handoff_timeout` seconds goes back to the bot,
         so a person is never left talking to no one."""
         row, profile = turn.person.row, turn.person.profile
         if row is None or row.handoff_at is None:
             return False
-        if not self._handoff_timeout or turn.now - row.handoff_at < self._handoff_timeout:
+        if self._handoff_active(turn):
             return True
         turn.handed_back = True
         profile.state, profile.since = None, turn.now  # back at the start
@@ -143,7 +151,8 @@ class ConversationTurn:
         recipient = Recipient(wa_id=msg.sender.wa_id, user_id=msg.sender.user_id)
         # No wamid index on inbound rows: the inbox's event key deduplicates, and a
         # unique index here would outlive it and trip a (very) late redelivery.
-        inbound = message_row(dk, cid, "in", msg.type, msg.raw, "received", now)
+        content = inbound_kept(msg, for_staff=self._handoff_active(turn))
+        inbound = message_row(dk, cid, "in", msg.type, content, "received", now)
         rows, items = [inbound], []
         key = self._system_key if turn.erased else dk
         for reply in turn.replies:
