@@ -26,7 +26,7 @@ PAYLOADS = SAMPLES / "payloads"
 # file prefix -> (inbox rows, replies the bot sends)
 EXPECTED = {
     "01": (1, 1),  # text: menu
-    "02": (1, 1),  # image: the menu
+    "02": (1, 1),  # image: the bot reads only text, and says what to type
     "03": (1, 1),  # button reply (unknown id): the menu
     "04": (1, 1),  # list reply
     "05": (1, 1),  # template quick-reply button

@@ -115,6 +115,22 @@ def test_state_with_no_way_out(repo: Path) -> None:
     assert any(p.startswith(expected) for p in problems(repo))
 
 
+def test_back_cannot_wait_for_an_answer(repo: Path) -> None:
+    media = repo / "flows/media.yaml"
+    edit(media, "    back: true", "    back: true\n    on: {cancel: menu.main}")
+    state = line_of(media, "say: common.media")
+    expected = f"flows/media.yaml:{state}: back: true goes straight back; it cannot have on"
+    assert expected in problems(repo)
+
+
+def test_only_one_flow_starts_on_media(repo: Path) -> None:
+    agent, media = repo / "flows/agent.yaml", repo / "flows/media.yaml"
+    edit(agent, "  buttons: [menu.agent]\n", "  buttons: [menu.agent]\n  media: true\n")
+    at = line_of(media, "media: true")
+    expected = f"flows/media.yaml:{at}: start_on media: 'agent' already starts on media, and wins"
+    assert expected in problems(repo)
+
+
 def test_next_cycle(repo: Path) -> None:
     erase = repo / "flows/erase.yaml"
     edit(erase, "    say: erase.done\n    end: true", "    say: erase.done\n    next: kept")

@@ -72,11 +72,12 @@ def _check_graph(flows: FlowSet, report: Report) -> None:
             for target, line in edges:
                 if not known(target):
                     report.flow(flow.where.file, line, f"'{target}' is not a state")
-            if not (state.on or state.next or state.end or state.handoff):
+            if not state.way_out:
                 report.flow(
                     flow.where.file,
                     state.where.line,
-                    f"state '{state.name}' has no way out: add on:, next:, end: true or handoff",
+                    f"state '{state.name}' has no way out: add on:, next:, end: true, back: true "
+                    "or handoff",
                 )
     if not report.broken:
         for name, message in ((HOME, "the home state"), ("stop.stopped", "STOP's flow")):
@@ -89,7 +90,9 @@ def _check_graph(flows: FlowSet, report: Report) -> None:
 def _check_reachable(flows: FlowSet, report: Report) -> None:
     """From home and every flow a person can start, follow on:, next: and expires:."""
     todo = deque([HOME] if flows.has_state(HOME) else [])
-    todo += [f.entry for f in flows.flows.values() if f.keywords or f.buttons or f.referral]
+    todo += [
+        f.entry for f in flows.flows.values() if f.keywords or f.buttons or f.referral or f.media
+    ]
     seen: set[str] = set()
     while todo:
         name = todo.popleft()
@@ -164,6 +167,10 @@ def _input_problem(name: str, flows: FlowSet, offered: set[str]) -> str | None:
 
 def _check_inputs(flows: FlowSet, report: Report) -> None:
     offered = offered_ids(flows, report.countries)
+    media = [f for f in flows.flows.values() if f.media]
+    for flow in media[1:]:
+        message = f"start_on media: '{media[0].name}' already starts on media, and wins"
+        report.flow(flow.where.file, report.line(flow, "start_on.media"), message)
     for flow in flows.flows.values():
         for group in flow.keywords:
             if group not in flows.keywords:

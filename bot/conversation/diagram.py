@@ -67,11 +67,13 @@ def _edges(state: State) -> list[str]:
         )
     if state.end:
         lines.append(f"    {src} --> [*]")
+    if state.back:
+        lines.append(f"    {src} --> [*] : back to where the person was")
     return lines
 
 
 def _start_note(flows: FlowSet, flow: Flow) -> list[str]:
-    """Which words, buttons or ads start the flow (from anywhere, not only from the menu)."""
+    """Which words, buttons, ads or media start the flow (from anywhere, not only from the menu)."""
     notes = []
     for group in flow.keywords:
         words = flows.keywords.get(group, {}).get("en", ())
@@ -79,6 +81,8 @@ def _start_note(flows: FlowSet, flow: Flow) -> list[str]:
     notes += [f"button {button}" for button in flow.buttons]
     if flow.referral:
         notes.append("an ad or QR code")
+    if flow.media:
+        notes.append("a picture, voice note, location … (not text)")
     if flow.in_handoff:
         notes.append("(also while handed to staff)")
     if not notes:

@@ -14,8 +14,10 @@ Precedence of an input, in every state:
    group, then `text` for any other text); an entry with `if:` goes to its
    `else:` state when its condition does not hold (conditions are given to the
    engine by the turn runner, named in `actions.CONDITIONS`);
-3. a flow's `start_on` (its keywords, buttons or a referral) — during a
-   handoff only flows marked `in_handoff`;
+3. a flow's `start_on` (its keywords, buttons or a referral, then `media` for a
+   picture, voice note, location … the bot cannot read) — during a handoff only
+   flows marked `in_handoff`. A state with `back: true` returns the person to
+   where they were, so such a flow answers without closing an open question;
 4. anything else: a short re-prompt with the current options (silence during
    a handoff).
 """
@@ -43,6 +45,7 @@ class Input:
     text: str | None = None  # typed text
     reply_id: str | None = None  # a tapped button or list row
     referral: bool = False  # arrived from an ad or QR code
+    media: bool = False  # a picture, voice note, location … that the bot cannot read
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,15 +209,16 @@ class Engine:
         return None, None
 
     def _started_flow(self, quiet: bool, inp: Input, group: str | None) -> Flow | None:
-        for flow in self.flows.flows.values():
-            if quiet and not flow.in_handoff:
-                continue
+        flows = [f for f in self.flows.flows.values() if f.in_handoff or not quiet]
+        for flow in flows:
             if (
                 (group and group in flow.keywords)
                 or (inp.reply_id and inp.reply_id in flow.buttons)
                 or (inp.referral and flow.referral)
             ):
                 return flow
+        if inp.media:  # after a referral: a picture sent from an ad still gets the notice
+            return next((f for f in flows if f.media), None)
         return None
 
     def unlimited(self, state: str | None, inp: Input) -> bool:
@@ -249,6 +253,7 @@ class Engine:
 
     def _enter(self, step: Step, name: str) -> Step:
         """Enter `name` and follow `next:` links: collect each state's effects and text."""
+        origin, entered = step.state, step.entered_at_now
         for _ in range(MAX_HOPS):
             state = self.flows.state(name)
             step.path.append(name)
@@ -257,6 +262,9 @@ class Engine:
             if state.say:
                 step.says.append(Say(name, state.say))
             step.entered_at_now = True
+            if state.back:  # where the person was, as they were: a question stays open
+                step.state, step.entered_at_now = origin, entered
+                return step
             if state.end:
                 step.state = step.home
                 back = self.flows.state(step.home)

@@ -82,6 +82,7 @@ class State:
     reprompt: str | None = None  # said (with the options) when an answer is not understood
     say_before: tuple[str, ...] = ()  # `say: [a, b]`: texts said on their own before `b`
     return_say: str | None = None  # said when a flow ends and the person comes back here
+    back: bool = False  # the person goes back to the state they came from: a question stays open
 
     @property
     def flow(self) -> str:
@@ -93,6 +94,11 @@ class State:
         found += [t.otherwise for t in self.on if t.otherwise]
         found += [s for s in (self.next, self.expires_to) if s]
         return found
+
+    @property
+    def way_out(self) -> bool:
+        """The person can leave this state: by an answer, at once, or with support."""
+        return bool(self.on or self.next or self.end or self.back or self.handoff)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,7 @@ class Flow:
     # Never held back by the inbound limit: True for the whole flow (its words, its
     # buttons, any answer in its states), or the keyword groups listed.
     unlimited: bool | tuple[str, ...] = False
+    media: bool = False  # a picture, voice note, location … (anything but text) starts it
 
 
 @dataclass
@@ -208,8 +215,10 @@ def _duration(value: Any, where: Where) -> int:
 
 STATE_KEYS = {
     "say", "buttons", "list", "do", "on", "next", "end", "expires", "handoff", "quiet_reprompt",
-    "reprompt", "return_say",
+    "reprompt", "return_say", "back",
 }  # fmt: skip
+# `back: true` leaves at once for where the person came from: nothing else can follow.
+NOT_WITH_BACK = ("on", "next", "end", "handoff", "buttons", "list", "expires")
 
 
 def _state(path: Path, flow: str, name: str, data: Any) -> State:
@@ -248,6 +257,11 @@ def _state(path: Path, flow: str, name: str, data: Any) -> State:
     if rows_from is not None and rows_from not in LIST_SOURCES:
         raise FlowError(where, f"rows_from must be one of {', '.join(LIST_SOURCES)}")
     said = _says(data.get("say"), where)
+    back = data.get("back", False)
+    if not isinstance(back, bool):
+        raise FlowError(where, "back must be true or false")
+    if back and (clash := [k for k in NOT_WITH_BACK if data.get(k)]):
+        raise FlowError(where, f"back: true goes straight back; it cannot have {', '.join(clash)}")
     expires = data.get("expires")
     if expires is not None and not (isinstance(expires, dict) and "after" in expires):
         raise FlowError(where, "expires needs 'after' (a duration) and 'to' (a state)")
@@ -270,6 +284,7 @@ def _state(path: Path, flow: str, name: str, data: Any) -> State:
         where=where,
         reprompt=data.get("reprompt"),
         return_say=data.get("return_say"),
+        back=back,
     )
 
 
@@ -299,7 +314,9 @@ def load_flow(path: Path) -> Flow:
     start_on = data.get("start_on") or {}
     if not isinstance(start_on, dict):
         raise FlowError(where, "start_on must be a mapping")
-    _keys(start_on, {"keywords", "buttons", "referral", "in_handoff"}, _where(path, start_on))
+    _keys(
+        start_on, {"keywords", "buttons", "referral", "in_handoff", "media"}, _where(path, start_on)
+    )
     return Flow(
         name=name,
         description=str(data.get("description", "")),
@@ -311,6 +328,7 @@ def load_flow(path: Path) -> Flow:
         states=states,
         where=where,
         unlimited=_unlimited(data.get("unlimited", False), where),
+        media=bool(start_on.get("media", False)),
     )
 
 

@@ -2,8 +2,9 @@
 
 The copy is complete and machine-readable (portability): the contact with its
 number and name opened, every consent with its history, every stored message
-with its content (an inbound one without Meta's message ids, which are kept
-only as keyed hashes), and the person's audit trail. The same document is sent
+with its content as held (an inbound one without Meta's message ids, which are
+kept only as keyed hashes; media sent outside a handoff as its type alone,
+`records.inbound_kept`), and the person's audit trail. The same document is sent
 in chat (as a WhatsApp document) and printed by `python -m bot export +E164`.
 """
 

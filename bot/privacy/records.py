@@ -5,6 +5,8 @@ row is sealed and bound to its place the same way whoever writes it. (A new
 contact's rows are `bot.privacy.person`'s.) An inbound message is kept as Meta
 sent it less Meta's message ids, which encode the phone number: the store
 holds only keyed hashes of those (the inbox's event key, the status index).
+Of what the bot cannot read (a picture, a location …) only the type is kept,
+unless someone from support has the chat (`inbound_kept`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import orjson
 
 from bot.crypto import DataKey, seal
 from bot.store import messages as message_store
+from bot.whatsapp.events import InboundMessage
 
 # Where an inbound message carries one of Meta's message ids (wamids): its own, the
 # message it replies to, the message it reacts to.
@@ -24,6 +27,21 @@ META_MESSAGE_IDS: tuple[tuple[str | None, str], ...] = (
     ("context", "id"),
     ("reaction", "message_id"),
 )
+
+
+# What is kept of a message the bot cannot read, outside a handoff: that it came, of
+# which type, from whom and when. Its caption, coordinates, address, contact cards, media
+# id, mime type and file name are not: the bot does nothing with them, and nobody else
+# reads the chat then.
+ENVELOPE = ("from", "from_user_id", "from_parent_user_id", "timestamp", "type")
+
+
+def inbound_kept(msg: InboundMessage, *, for_staff: bool) -> dict[str, Any]:
+    """What a turn stores of an inbound message: all of it (`inbound_content` then drops
+    Meta's ids), or, for media nobody from support will see (`for_staff`), its envelope."""
+    if msg.is_media and not for_staff:
+        return {k: msg.raw[k] for k in ENVELOPE if k in msg.raw}
+    return msg.raw
 
 
 def inbound_content(raw: dict[str, Any]) -> dict[str, Any]:

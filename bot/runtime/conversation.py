@@ -22,7 +22,7 @@ from bot.privacy import erasure
 from bot.privacy import person as people_store
 from bot.privacy.jurisdiction import decide, language_for
 from bot.privacy.person import People
-from bot.privacy.records import message_row
+from bot.privacy.records import inbound_kept, message_row
 from bot.runtime.effects import Deps, Turn, carry_out
 from bot.runtime.outbox import OutItem
 from bot.store import Conn
@@ -77,6 +77,7 @@ class ConversationTurn:
                 text=msg.text if msg.type == "text" else None,
                 reply_id=msg.reply_id,
                 referral=msg.referral is not None,
+                media=msg.is_media,
             )
             if not await self._over_limit(turn, inp):
                 handed_off = self._still_handed_off(turn)
@@ -88,13 +89,21 @@ class ConversationTurn:
         items = await self._commit(pending, turn, before)
         return Handled(items, person.pace_key)
 
+    def _handoff_active(self, turn: Turn) -> bool:
+        """Someone from support has the chat: handed off, and not left unanswered for
+        `handoff_timeout` seconds."""
+        row = turn.person.row
+        if row is None or row.handoff_at is None:
+            return False
+        return not self._handoff_timeout or turn.now - row.handoff_at < self._handoff_timeout
+
     def _still_handed_off(self, turn: Turn) -> bool:
         """A handoff nobody answered for `handoff_timeout` seconds goes back to the bot,
         so a person is never left talking to no one."""
         row, profile = turn.person.row, turn.person.profile
         if row is None or row.handoff_at is None:
             return False
-        if not self._handoff_timeout or turn.now - row.handoff_at < self._handoff_timeout:
+        if self._handoff_active(turn):
             return True
         turn.handed_back = True
         profile.state, profile.since = None, turn.now  # back at the start
@@ -167,7 +176,8 @@ class ConversationTurn:
         # No wamid index on inbound rows: the inbox's event key deduplicates, and a
         # unique index here would outlive it and trip a (very) late redelivery.
         kind, category = turn.inbound_as or (msg.type, "service")
-        inbound = message_row(dk, cid, "in", kind, msg.raw, "received", now, category=category)
+        content = inbound_kept(msg, for_staff=self._handoff_active(turn))
+        inbound = message_row(dk, cid, "in", kind, content, "received", now, category=category)
         rows, items = [inbound], []
         key = self._system_key if turn.erased else dk
         for reply in turn.replies:

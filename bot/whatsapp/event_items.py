@@ -21,7 +21,8 @@ from bot.whatsapp.event_types import (
 )
 
 _EMPTY: dict[str, Any] = {}  # shared read-only default for missing sub-objects
-_MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
+# Types whose object carries Meta's media id, its mime type and maybe a caption.
+_ATTACHMENT_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
 _KNOWN_TYPES = (
     "text",
     "interactive",
@@ -99,7 +100,7 @@ def _content(m: dict[str, Any], mtype: str) -> _Content:
     body = _dict(m.get(mtype))
     if mtype == "text":
         return _str(body.get("body")), None, None, None
-    if mtype in _MEDIA_TYPES:
+    if mtype in _ATTACHMENT_TYPES:
         return _str(body.get("caption")), None, _ident(body.get("id")), _str(body.get("mime_type"))
     if mtype == "interactive":
         return _interactive(body)

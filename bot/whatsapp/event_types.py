@@ -21,6 +21,9 @@ from typing import Any
 from bot.errors import BotError
 
 _NOT_A_TURN = frozenset({"system", "reaction"})
+# What a person can send that is not text and that the bot cannot read: a picture, a voice
+# note, a video, a file, a sticker, a shared location, contact cards.
+MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker", "location", "contacts"})
 
 
 class PayloadError(BotError, ValueError):
@@ -91,6 +94,12 @@ class InboundMessage:
         types this module does not know.
         """
         return self.type not in _NOT_A_TURN
+
+    @property
+    def is_media(self) -> bool:
+        """True for a picture, voice note, video, file, sticker, location or contact cards:
+        content the bot does not read (a caption included), so it keeps only the type."""
+        return self.type in MEDIA_TYPES
 
 
 @dataclass(frozen=True, slots=True)
