@@ -114,9 +114,12 @@ class TurnKit:
 
     # Talking -------------------------------------------------------------------------------
 
-    async def turn(self, who: str, content: dict[str, Any]) -> Handled:
-        """One message from `who` (+E164): stored in the inbox and handled as one turn."""
-        body, self.wamid = webhooks.message(PHONE_NUMBER_ID, who, content, timestamp=int(self.now))
+    async def turn(self, who: str, content: dict[str, Any], name: str | None = None) -> Handled:
+        """One message from `who` (+E164), with WhatsApp profile `name` if given: stored in
+        the inbox and handled as one turn."""
+        body, self.wamid = webhooks.message(
+            PHONE_NUMBER_ID, who, content, name=name, timestamp=int(self.now)
+        )
         (event,) = parse_webhook(body).events
         rows, contacts = sealed_rows(self.keyring, self.keys.inbox, [event], self.now)
         await self.db.write(inbox_store.accept, rows)
@@ -128,12 +131,14 @@ class TurnKit:
         assert isinstance(msg, InboundMessage)
         return await self.conversation.handle(pending, msg, self.now)
 
-    async def send(self, who: str, content: dict[str, Any]) -> list[dict[str, Any]]:
+    async def send(
+        self, who: str, content: dict[str, Any], name: str | None = None
+    ) -> list[dict[str, Any]]:
         """The Graph bodies of the replies to one message, in order."""
-        return [item.body for item in (await self.turn(who, content)).items]
+        return [item.body for item in (await self.turn(who, content, name)).items]
 
-    async def say(self, who: str, words: str) -> list[dict[str, Any]]:
-        return await self.send(who, webhooks.text(words))
+    async def say(self, who: str, words: str, name: str | None = None) -> list[dict[str, Any]]:
+        return await self.send(who, webhooks.text(words), name)
 
     async def tap(self, who: str, reply_id: str, title: str = "x") -> list[dict[str, Any]]:
         return await self.send(who, tapped(reply_id, title))
