@@ -48,12 +48,14 @@ async def _open(settings: Settings) -> tuple[Database, People]:
 
 
 async def export_person(settings: Settings, number: str) -> dict[str, Any]:
-    """The same document the person gets in chat; `contact` is null when nothing is held."""
+    """The same document the person gets in chat; `contact` is null when nothing is held
+    (the do-not-contact entry of an erased number is still shown)."""
     e164 = normalize_e164(number)
     db, people = await _open(settings)
     try:
         person = await people.find(e164=e164)
-        doc = await access.export_of(db, person, Controller.from_settings(settings))
+        indexes = person.indexes if person else [people.phone_index(e164)]
+        doc = await access.export_of(db, person, Controller.from_settings(settings), indexes)
         event = audit.Event(
             OPERATOR, "data_export", outcome="ok" if person else "not_found",
             detail={"via": "cli", "subject": person.pseudonym if person else UNKNOWN},

@@ -77,24 +77,24 @@ class Renderer:
         self._facts = facts
 
     def text(
-        self, lang: str, law: str, message_id: str, *, place: str | None = None, **params: Any
+        self, lang: str, law: str, message_id: str, *, lives_in: str | None = None, **params: Any
     ) -> str:
-        """The text in `lang` for `law`; `place` (where the person lives, "DE", "US-CA")
+        """The text in `lang` for `law`; `lives_in` (where the person lives, "DE", "US-CA")
         picks the facts that depend on it, such as the supervisory authority."""
         template = self._texts.template(lang, law, message_id) or ""
         wanted = (placeholders(template) & FACTS) - params.keys()
         if wanted and self._facts is not None:
 
             def part(part_id: str, **more: Any) -> str:
-                return self.text(lang, law, part_id, place=place, **more)
+                return self.text(lang, law, part_id, lives_in=lives_in, **more)
 
-            params = self._facts.fill(wanted, lang, law, place, part) | params
+            params = self._facts.fill(wanted, lang, law, lives_in, part) | params
         return self._texts.get(lang, law, message_id, **(self._params | params))
 
     def render(
-        self, say: Say, lang: str, law: str, *, place: str | None = None, **params: Any
+        self, say: Say, lang: str, law: str, *, lives_in: str | None = None, **params: Any
     ) -> Outbound:
-        body = self.text(lang, law, say.message_id, place=place, **params)
+        body = self.text(lang, law, say.message_id, lives_in=lives_in, **params)
         state = self._flows.state(say.state) if self._flows.has_state(say.state) else None
         if state is None or say.plain:
             return Text(body)

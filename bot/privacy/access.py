@@ -1,16 +1,21 @@
 """Right of access: what is held about a person, as a chat summary and as a JSON copy.
 
-The copy is complete and machine-readable (portability): the contact with its
+The summary names only what is held, in the person's words: a profile name only if one is
+stored, where they live and whether they said so or it is a guess, the same for their
+language, and the do-not-contact entry that outlives an erasure (a keyed one-way code of the
+number). The copy is complete and machine-readable (portability): the contact with its
 number and name opened, every consent with its history, every stored message
 with its content as held (an inbound one without Meta's message ids, which are
 kept only as keyed hashes; media sent outside a handoff as its type alone,
-`records.inbound_kept`), and the person's audit trail. The same document is sent
-in chat (as a WhatsApp document) and printed by `python -m bot export +E164`.
+`records.inbound_kept`), the do-not-contact entry, and the person's audit trail. The
+same document is sent in chat (as a WhatsApp document) and printed by
+`python -m bot export +E164`.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +24,15 @@ import orjson
 from bot import audit
 from bot.crypto import DataKey, open_sealed
 from bot.privacy.controller import Controller
-from bot.privacy.jurisdiction import Jurisdiction, decide, language_for
+from bot.privacy.jurisdiction import Jurisdiction, decide, decide_language, place_of
 from bot.privacy.person import Person
 from bot.privacy.profile import Profile
 from bot.privacy.records import inbound_content
 from bot.store import Conn
 from bot.store import privacy as store
 from bot.store.db import Database
+
+Text = Callable[..., str]  # text(message_id, **params): a text in the person's language and law
 
 
 def keep_days(retention: dict[str, int], category: str) -> int:
@@ -54,14 +61,18 @@ class Held:
     counts: dict[str, int]
     messages: list[dict[str, Any]]
     audit: list[dict[str, Any]]
+    suppression: dict[str, Any] | None = None  # the do-not-contact entry of their number
 
 
-def read_held(conn: Conn, contact_id: str, pseudonym: str, with_messages: bool) -> Held:
+def read_held(
+    conn: Conn, contact_id: str, pseudonym: str, with_messages: bool, indexes: Sequence[str] = ()
+) -> Held:
     return Held(
         consents=store.consent_history(conn, contact_id),
         counts=store.message_counts(conn, contact_id),
         messages=store.contact_messages(conn, contact_id) if with_messages else [],
         audit=audit.entries_of(conn, pseudonym),
+        suppression=store.suppression_of(conn, *indexes),
     )
 
 
@@ -88,27 +99,45 @@ def consents_view(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(by_purpose.values())
 
 
+def label(text: Text, prefix: str, value: str) -> str:
+    """`prefix.value` in the person's words; the value itself where no text names it (a
+    category added to `BOT_RETENTION` without a label), never a bare message id."""
+    message_id = f"{prefix}.{value}"
+    shown = text(message_id)
+    return value if shown == message_id else shown
+
+
+def place_line(jurisdiction: Jurisdiction, language: str, text: Text) -> str:
+    """Where the person lives as their rights were decided: stated, guessed, or not known."""
+    if jurisdiction.country is None:
+        return text("data.residence.unknown")
+    place = place_of(jurisdiction.country, jurisdiction.region, language)
+    name = text(place.message_id) if place.message_id else place.name
+    return text("data.residence", place=name, basis=text(f"data.basis.{jurisdiction.basis}"))
+
+
 def summary_lines(
     held: Held,
     *,
-    e164: str | None,
+    contact: dict[str, Any],
     jurisdiction: Jurisdiction,
     language: str,
+    language_basis: str,
     language_name: str,
     handoffs: int,
-    text: Any,
+    text: Text,
     retention: dict[str, int],
 ) -> str:
-    """The chat summary; `text(message_id, **params)` renders in the person's language."""
-    lines = [text("data.header"), text("data.number", number=mask(e164)), text("data.name")]
-    lines.append(
-        text(
-            "data.jurisdiction",
-            law_name=text(f"law.{jurisdiction.law.value}"),
-            basis=text(f"data.basis.{jurisdiction.basis}"),
-        )
-    )
-    lines.append(text("data.language", language=language_name))
+    """The chat summary of what is held (`contact` as `contact_view` shows it)."""
+    lines = [text("data.header")]
+    if contact["phone"]:
+        lines.append(text("data.number", number=mask(contact["phone"])))
+    if contact["profile_name"]:
+        lines.append(text("data.name"))
+    lines.append(place_line(jurisdiction, language, text))
+    lines.append(text("data.jurisdiction", law_name=text(f"law.{jurisdiction.law.value}")))
+    basis = text(f"data.basis.{language_basis}")
+    lines.append(text("data.language", language=language_name, basis=basis))
     consents = consents_view(held.consents)
     if not consents:
         lines.append(text("data.no_consent"))
@@ -117,34 +146,50 @@ def summary_lines(
         lines.append(
             text(
                 "data.consent",
-                status=text(f"consent.{consent['status']}"),
+                status=label(text, "consent", consent["status"]),
                 date=(last["at"] or "")[:10],
-                method=text(f"consent.method.{last['method']}"),
+                method=label(text, "consent.method", last["method"]),
             )
         )
+    if held.suppression:
+        lines.append(text("data.suppressed", date=(iso(held.suppression["since"]) or "")[:10]))
     for category, count in sorted(held.counts.items()):
         days = keep_days(retention, category)
-        lines.append(text("data.messages", count=count, category=category, days=days))
-    lines.append(text("data.handoffs", count=handoffs))
+        shown = label(text, "category", category)
+        lines.append(text("data.messages", count=count, category=shown, days=days))
+    if handoffs:
+        lines.append(text("data.handoffs", count=handoffs))
     return "\n".join(lines)
 
 
-def contact_view(row: Any, dk: DataKey, e164: str | None) -> dict[str, Any]:
-    """The contact as the person would recognise it: number and name opened."""
-    if row is None:
-        return {"phone": e164, "created_at": iso(time.time())}
-    cid = row.id
+def contact_view(person: Person) -> dict[str, Any]:
+    """The contact as the person would recognise it: number and name opened; someone new as
+    this turn stores them."""
+    cid, row, created = person.contact_id, person.row, (person.created or {}).get("contact", {})
 
-    def opened(column: str, blob: bytes | None) -> str | None:
-        return open_sealed(dk, blob, f"contacts/{column}/{cid}").decode() if blob else None
+    def opened(column: str) -> str | None:
+        blob = person.sealed(column)
+        value = open_sealed(person.dk, blob, f"contacts/{column}/{cid}").decode() if blob else ""
+        return value or None  # older rows may hold an empty name
 
     return {
-        "phone": opened("phone", row.phone_sealed),
-        "business_scoped_user_id": opened("user_id", row.user_id_sealed),
-        "profile_name": opened("name", row.name_sealed),
-        "created_at": iso(row.created_at),
-        "last_message_at": iso(row.last_inbound_at),
-        "handed_to_support": row.handoff_at is not None,
+        "phone": opened("phone"),
+        "business_scoped_user_id": opened("user_id"),
+        "profile_name": opened("name"),
+        "created_at": iso(row.created_at if row else created.get("created_at", time.time())),
+        "last_message_at": iso(row.last_inbound_at if row else created.get("last_inbound_at")),
+        "handed_to_support": row is not None and row.handoff_at is not None,
+    }
+
+
+def suppression_view(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    if entry is None:
+        return None
+    return {
+        "since": iso(entry["since"]),
+        "reason": entry["reason"],
+        "held_as": "a keyed one-way code of the number, never the number itself",
+        "why": "so that STOP keeps working and the number is never messaged by mistake",
     }
 
 
@@ -155,10 +200,11 @@ def export_document(
     dk: DataKey | None,
     profile: Profile | None,
     jurisdiction: Jurisdiction | None,
-    language: str | None,
+    language: tuple[str, str] | None,
     controller: dict[str, str],
     retention: dict[str, int],
 ) -> dict[str, Any]:
+    """The JSON copy; `language` is (language, how it was decided) as `decide_language` says."""
     messages = []
     for m in held.messages:
         content = None
@@ -190,7 +236,8 @@ def export_document(
             }
             if jurisdiction
             else None,
-            "language": language,
+            "language": language[0] if language else None,
+            "language_decided_by": language[1] if language else None,
             "stated_residence": list(profile.residence) if profile and profile.residence else None,
             "conversation_state": profile.state if profile else None,
         }
@@ -199,6 +246,7 @@ def export_document(
         "controller": controller,
         "contact": doc_contact,
         "consents": consents_view(held.consents),
+        "suppression": suppression_view(held.suppression),
         "messages": messages,
         "audit": [
             {
@@ -214,20 +262,28 @@ def export_document(
     }
 
 
-async def export_of(db: Database, person: Person | None, controller: Controller) -> dict[str, Any]:
+async def export_of(
+    db: Database,
+    person: Person | None,
+    controller: Controller,
+    indexes: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """The complete copy, the same in chat and from `python -m bot export`; with
-    `contact` null when nothing is held."""
+    `contact` null when nothing is held but, if the number is on the do-not-contact list
+    (found by `indexes`, by default the person's), that entry."""
+    indexes = person.indexes if indexes is None and person else indexes or ()
     if person is None:
-        empty = Held(consents=[], counts={}, messages=[], audit=[])
+        suppression = await db.read(store.suppression_of, *indexes)
+        empty = Held(consents=[], counts={}, messages=[], audit=[], suppression=suppression)
         return export_document(
             empty, contact=None, dk=None, profile=None, jurisdiction=None, language=None,
             controller=controller.named, retention=controller.retention_days,
         )  # fmt: skip
-    held = await db.read(read_held, person.contact_id, person.pseudonym, True)
+    held = await db.read(read_held, person.contact_id, person.pseudonym, True, indexes)
     profile = person.profile
     return export_document(
-        held, contact=contact_view(person.row, person.dk, person.e164), dk=person.dk,
-        profile=profile, jurisdiction=decide(profile.residence, person.e164),
-        language=language_for(profile.language, person.e164), controller=controller.named,
+        held, contact=contact_view(person), dk=person.dk, profile=profile,
+        jurisdiction=decide(profile.residence, person.e164),
+        language=decide_language(profile.language, person.e164), controller=controller.named,
         retention=controller.retention_days,
     )  # fmt: skip

@@ -11,8 +11,9 @@ type for a place are the privacy team's: `flows/policy/countries.yaml`, read by 
 name is importable from here:
 
 - `numbers`: what a number says (its country, and a US number's state);
-- `residence`: reading what a person typed or picked as where they live, and the list rows;
-- `language`: the language to write in;
+- `residence`: reading what a person typed or picked as where they live, the list rows, and a
+  place's name in a person's language;
+- `language`: the language to write in, and whether the person chose it;
 - this module: the `Jurisdiction` decision and the law of a place.
 """
 
@@ -22,9 +23,14 @@ import re
 from dataclasses import dataclass
 
 from bot.privacy.countries import Countries, Law, Residence, shipped_countries
-from bot.privacy.language import DEFAULT_LANGUAGE, SHIPPED_LANGUAGES, language_for
+from bot.privacy.language import (
+    DEFAULT_LANGUAGE,
+    SHIPPED_LANGUAGES,
+    decide_language,
+    language_for,
+)
 from bot.privacy.numbers import country_of_number, region_of_number
-from bot.privacy.residence import OTHER, Choice, parse_residence, residence_choices
+from bot.privacy.residence import OTHER, Choice, parse_residence, place_of, residence_choices
 
 __all__ = [
     "CALIFORNIA",
@@ -38,9 +44,11 @@ __all__ = [
     "Residence",
     "country_of_number",
     "decide",
+    "decide_language",
     "language_for",
     "law_for",
     "parse_residence",
+    "place_of",
     "region_of_number",
     "residence_choices",
 ]

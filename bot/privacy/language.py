@@ -41,26 +41,34 @@ def shipped_choice(choice: str | None) -> str | None:
 
 
 @lru_cache(maxsize=512)
-def _country_language(country: str) -> str:
+def _country_language(country: str) -> str | None:
     """First shipped official language of a country, in Babel's order of popularity.
 
-    So CH -> de, BE -> fr (nl is not shipped), CA -> en, US -> en (de facto), else en.
+    So CH -> de, BE -> fr (nl is not shipped), CA -> en, US -> en (de facto); None when the
+    country speaks none of them (JP) or Babel does not know it.
     """
     try:
         official = get_official_languages(country, de_facto=True)
     except Exception:  # unknown territory
-        return DEFAULT_LANGUAGE
+        return None
     for language in official:
         base = language.split("_", 1)[0]
         if base in SHIPPED_LANGUAGES:
             return base
-    return DEFAULT_LANGUAGE
+    return None
+
+
+def decide_language(choice: str | None, e164: str | None) -> tuple[str, str]:
+    """(language, basis): the person's shipped choice ("chosen"), else their number's country's
+    language ("number"), else English ("default"). The basis is what MY DATA tells them."""
+    chosen = shipped_choice(choice)
+    if chosen:
+        return chosen, "chosen"
+    country = country_of_number(e164) if isinstance(e164, str) else None
+    spoken = _country_language(country) if country else None
+    return (spoken, "number") if spoken else (DEFAULT_LANGUAGE, "default")
 
 
 def language_for(choice: str | None, e164: str | None) -> str:
     """The person's shipped choice, else the number's country language, else English."""
-    chosen = shipped_choice(choice)
-    if chosen:
-        return chosen
-    country = country_of_number(e164) if isinstance(e164, str) else None
-    return _country_language(country) if country else DEFAULT_LANGUAGE
+    return decide_language(choice, e164)[0]

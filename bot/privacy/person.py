@@ -65,6 +65,14 @@ class Person:
     def pace_key(self) -> str:
         return pace_key(self.contact_id)
 
+    def sealed(self, column: str) -> bytes | None:
+        """A sealed contact field (`phone`, `user_id`, `name`) as stored, or, for someone new,
+        as `create` will store it with this turn: what is held either way."""
+        if self.row is not None:
+            value: bytes | None = getattr(self.row, f"{column}_sealed")
+            return value
+        return self.created["contact"][f"{column}_sealed"] if self.created else None
+
 
 class People:
     """Finds people and makes new ones; the only place that unwraps a person's key."""
@@ -81,6 +89,11 @@ class People:
 
     def pseudonym(self, contact_id: str) -> str:
         return self._kr.blind_index(Index.PSEUDONYM, contact_id)
+
+    def phone_index(self, e164: str) -> str:
+        """The blind index a number is found by, and kept under on the do-not-contact list
+        after its person is erased."""
+        return self._kr.blind_index(Index.PHONE, e164)
 
     def data_key(self, key_id: str, kid: str, wrapped: bytes) -> DataKey:
         return self._kr.unwrap(key_id, WrappedKey(kid, wrapped))
@@ -121,7 +134,7 @@ class People:
         if party is not None:
             phone_index, user_index = indexes_of(self._kr, party)
             return phone_index, user_index, _e164(party.wa_id) if party.wa_id else None
-        return self._kr.blind_index(Index.PHONE, e164) if e164 else None, None, e164
+        return self.phone_index(e164) if e164 else None, None, e164
 
     async def _find(
         self, phone_index: str | None, user_index: str | None, e164: str | None
@@ -151,7 +164,9 @@ class People:
         dk, wrapped = self._kr.new_data_key(uuid.uuid4().hex)
 
         def sealed(column: str, value: str | None) -> bytes | None:
-            return None if value is None else seal_column(dk, contact_id, column, value)
+            if not value:  # Meta sends "" for a profile without a name: nothing to hold
+                return None
+            return seal_column(dk, contact_id, column, value)
 
         created = {
             "key": {"id": dk.key_id, "kid": wrapped.kid, "wrapped": wrapped.wrapped,

@@ -177,6 +177,19 @@ def _choices(language: str, countries: Countries) -> tuple[Choice, ...]:
     return (*rows, Choice(OTHER, "", OTHER_TITLE))
 
 
+def place_of(
+    country: str, region: str | None, locale: str, countries: Countries | None = None
+) -> Choice:
+    """A place as a person reads it in their language: a region the list titles with a text by
+    that text (US-CA: residence.california), else the country's whole name."""
+    facts = countries if countries is not None else shipped_countries()
+    title = dict(facts.residence_list).get(region) if region else None
+    if title:
+        return Choice(region or country, "", title)
+    language = shipped_choice(locale) or DEFAULT_LANGUAGE
+    return Choice(country, Locale.parse(language).territories.get(country, country))
+
+
 def residence_choices(locale: str, countries: Countries | None = None) -> tuple[Choice, ...]:
     """The residence list in a language: the countries file's rows, then OTHER."""
     language = shipped_choice(locale) or DEFAULT_LANGUAGE

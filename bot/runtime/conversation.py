@@ -141,11 +141,11 @@ class ConversationTurn:
         law_name = renderer.text(turn.language, turn.law, f"law.{turn.law}")
         place = turn.jurisdiction.region or turn.jurisdiction.country
         replies = [
-            renderer.render(say, turn.language, turn.law, place=place, law_name=law_name)
+            renderer.render(say, turn.language, turn.law, lives_in=place, law_name=law_name)
             for say in step.says
         ]
         if replies and (notice := self._notice_due(turn)):
-            preface = renderer.text(turn.language, turn.law, notice, place=place)
+            preface = renderer.text(turn.language, turn.law, notice, lives_in=place)
             replies = prefaced(preface, replies)
         turn.replies += replies
         if step.path and step.path[-1] != step.before:

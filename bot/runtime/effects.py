@@ -22,7 +22,13 @@ from bot.conversation.render import Renderer, language_name, picked
 from bot.crypto import Index, Keyring
 from bot.privacy import access, consent
 from bot.privacy.controller import Controller
-from bot.privacy.jurisdiction import Jurisdiction, decide, language_for, parse_residence
+from bot.privacy.jurisdiction import (
+    Jurisdiction,
+    decide,
+    decide_language,
+    language_for,
+    parse_residence,
+)
 from bot.privacy.person import Person
 from bot.store import Unit
 from bot.store.db import Database
@@ -175,14 +181,18 @@ async def _decline_consent(deps: Deps, turn: Turn, effect: Effect) -> None:
 @handles("show_data")
 async def _show_data(deps: Deps, turn: Turn, effect: Effect) -> None:
     person = turn.person
-    held = await deps.db.read(access.read_held, person.contact_id, person.pseudonym, False)
+    held = await deps.db.read(
+        access.read_held, person.contact_id, person.pseudonym, False, person.indexes
+    )
     handoffs = sum(1 for a in held.audit if a["event"] == "handoff_started")
 
     def text(message_id: str, **params: Any) -> str:
         return deps.renderer.text(turn.language, turn.law, message_id, **params)
 
+    _, language_basis = decide_language(person.profile.language, person.e164)
     summary = access.summary_lines(
-        held, e164=person.e164, jurisdiction=turn.jurisdiction, language=turn.language,
+        held, contact=access.contact_view(person), jurisdiction=turn.jurisdiction,
+        language=turn.language, language_basis=language_basis,
         language_name=language_name(turn.language), handoffs=handoffs, text=text,
         retention=deps.controller.retention_days,
     )  # fmt: skip

@@ -110,6 +110,21 @@ def suppress(conn: Connection, phone_index: str, reason: str, at: float) -> None
         )
 
 
+def suppression_of(conn: Connection, *indexes: str | None) -> dict[str, Any] | None:
+    """The do-not-contact entry of any of a person's indexes (the oldest), for MY DATA and
+    the export: `reason` ("stop", "erased") and `since`; None when there is none."""
+    keys = [i for i in indexes if i]
+    if not keys:
+        return None
+    row = conn.execute(
+        select(suppressions.c.reason, suppressions.c.created_at)
+        .where(suppressions.c.phone_index.in_(keys))
+        .order_by(suppressions.c.created_at)
+        .limit(1)
+    ).first()
+    return {"reason": row.reason, "since": row.created_at} if row else None
+
+
 def erase_contact(conn: Connection, contact_id: str, indexes: list[str]) -> dict[str, int]:
     """Delete every row about the person and their data key; returns counts per table.
 
