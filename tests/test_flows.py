@@ -38,6 +38,7 @@ RESTING = {
     "residence.ask": ("RESIDENCE", 1),
     "language.ask": ("LANGUAGE", 1),
     "agent.waiting": ("AGENT", 1),
+    "stop_ask.ask": ("can you stop the offers", 1),
 }
 
 

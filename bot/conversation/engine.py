@@ -10,6 +10,9 @@ person's language) and the named effects for the turn runner to carry out.
 
 Precedence of an input, in every state:
 1. STOP (the `stop` keyword group) — always, even mid-question or in a handoff;
+   then a longer message that mentions a word of a group some flow lists under
+   `start_on: contains:` starts that flow (a question, so nothing is done on a
+   guess and an open question is never answered by it);
 2. the current state's own `on:` entries (a button id, `prefix.*`, a keyword
    group, then `text` for any other text); an entry with `if:` goes to its
    `else:` state when its condition does not hold (conditions are given to the
@@ -95,7 +98,9 @@ class _Model:
 class Engine:
     def __init__(self, flows: FlowSet, conditions: Mapping[str, Condition] | None = None) -> None:
         self.flows = flows
-        self.keywords = KeywordMatcher(flows.keywords)
+        # A keyword group found inside a longer message -> the flow it starts.
+        self._containers = {g: flow for flow in flows.flows.values() for g in flow.contains}
+        self.keywords = KeywordMatcher(flows.keywords, contained=set(self._containers))
         self._conditions = dict(conditions or {})
         for state in flows.all_states:
             for t in state.on:
@@ -166,6 +171,11 @@ class Engine:
         group = self.keywords.match(inp.text) if inp.text else None
         if group == "stop":
             return self._enter(step, self.flows.flows["stop"].entry)
+        quiet = current.handoff or handed_off
+        if inp.text and group is None:
+            mentioned = self._mentioned(inp.text, quiet)
+            if mentioned is not None:
+                return self._enter(step, mentioned.entry)
 
         trigger, input_id = self._local_trigger(current, inp, group)
         if trigger is not None:
@@ -174,7 +184,6 @@ class Engine:
             step.effects += [Effect(a, current.name, i) for a, i in model_effects]
             return self._enter(step, dest)
 
-        quiet = current.handoff or handed_off
         started = self._started_flow(quiet, inp, group)
         if started is not None:
             return self._enter(step, started.entry)
@@ -204,6 +213,11 @@ class Engine:
                 return _trigger(t.input), inp.text
         return None, None
 
+    def _mentioned(self, text: str, quiet: bool) -> Flow | None:
+        """The flow a word inside a longer message starts (`start_on: contains:`)."""
+        flow = self._containers.get(self.keywords.contains(text) or "")
+        return flow if flow is not None and (flow.in_handoff or not quiet) else None
+
     def _started_flow(self, quiet: bool, inp: Input, group: str | None) -> Flow | None:
         for flow in self.flows.flows.values():
             if quiet and not flow.in_handoff:
@@ -220,6 +234,8 @@ class Engine:
         """Is this input a way out that the inbound limit never holds back (STOP, START,
         erasure: what the flow files mark `unlimited`)?"""
         group = self.keywords.match(inp.text) if inp.text else None
+        if inp.text and group is None:
+            group = self.keywords.contains(inp.text)
         groups, buttons, states = self._unlimited
         return (
             (group is not None and group in groups)
@@ -284,7 +300,7 @@ def _unlimited(flows: FlowSet) -> tuple[set[str], set[str], set[str]]:
     states: set[str] = set()
     for flow in flows.flows.values():
         if flow.unlimited is True:
-            groups.update(flow.keywords)
+            groups.update(flow.keywords + flow.contains)
             buttons.update(flow.buttons)
             for state in flow.states.values():
                 states.add(state.name)

@@ -108,6 +108,8 @@ class Flow:
     # Never held back by the inbound limit: True for the whole flow (its words, its
     # buttons, any answer in its states), or the keyword groups listed.
     unlimited: bool | tuple[str, ...] = False
+    # Keyword groups whose words start it from inside a longer message ("can you stop …").
+    contains: tuple[str, ...] = ()
 
 
 @dataclass
@@ -286,7 +288,8 @@ def load_flow(path: Path) -> Flow:
     start_on = data.get("start_on") or {}
     if not isinstance(start_on, dict):
         raise FlowError(where, "start_on must be a mapping")
-    _keys(start_on, {"keywords", "buttons", "referral", "in_handoff"}, _where(path, start_on))
+    start_keys = {"keywords", "contains", "buttons", "referral", "in_handoff"}
+    _keys(start_on, start_keys, _where(path, start_on))
     return Flow(
         name=name,
         description=str(data.get("description", "")),
@@ -298,6 +301,7 @@ def load_flow(path: Path) -> Flow:
         states=states,
         where=where,
         unlimited=_unlimited(data.get("unlimited", False), where),
+        contains=_str_list(start_on.get("contains"), where, "contains"),
     )
 
 

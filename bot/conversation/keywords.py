@@ -6,13 +6,16 @@ surrounding punctuation, emoji and repeated spaces do not matter ("Stop!!",
 "stop.", "ARRET" for "ARRÊT"), and the words of the `filler` group are
 ignored around a keyword ("please stop", "unsubscribe me", "bitte STOPP").
 The whole message, less its filler words, must be the keyword: a longer
-sentence that merely contains one is not taken as it.
+sentence that merely contains one is not taken as it. Only the groups a flow
+names under `start_on: contains:` are looked for inside a sentence, and a flow
+decides what that does (a question, never an action on a guess).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection, Iterator
 
 FILLER = "filler"  # the group of words ignored around a keyword
 _WORDS = re.compile(r"[\w']+")
@@ -25,27 +28,59 @@ def normalize(text: str) -> str:
     return " ".join(_WORDS.findall(plain))
 
 
+def _tokens(key: str) -> tuple[str, ...]:
+    """A normalized text's words, French elisions split off ("l'arret" -> "l", "arret")."""
+    return tuple(re.split(r"[\s']+", key.strip(" '")))
+
+
+def _phrases(tokens: tuple[str, ...], longest: int) -> Iterator[tuple[str, ...]]:
+    """Every run of up to `longest` consecutive words."""
+    for size in range(1, longest + 1):
+        for start in range(len(tokens) - size + 1):
+            yield tokens[start : start + size]
+
+
 class KeywordMatcher:
-    def __init__(self, groups: dict[str, dict[str, tuple[str, ...]]]) -> None:
+    def __init__(
+        self,
+        groups: dict[str, dict[str, tuple[str, ...]]],
+        contained: Collection[str] = (),
+    ) -> None:
+        """`contained`: the groups that count inside a longer message (and only there)."""
         self._index: dict[str, str] = {}
+        self._inside: dict[tuple[str, ...], str] = {}
         fillers: set[str] = set()
         for group, by_language in groups.items():
             for words in by_language.values():
                 for word in words:
                     if group == FILLER:
                         fillers.add(normalize(word))
+                    elif group in contained:
+                        self._inside.setdefault(_tokens(normalize(word)), group)
                     else:
                         # The first group to claim a word keeps it; `flows check` reports clashes.
                         self._index.setdefault(normalize(word), group)
         # Longest first, so "thank you" goes before "you" would.
         self._fillers = sorted(fillers, key=len, reverse=True)
+        self._longest = max((len(p) for p in self._inside), default=0)
 
-    def match(self, text: str) -> str | None:
+    def key(self, text: str) -> str:
+        """What the message says once normalized and stripped of its filler words."""
         key = normalize(text)
-        group = self._index.get(key)
-        if group is not None or not key:
-            return group
+        if key in self._index:
+            return key
         rest = f" {key} "
         for filler in self._fillers:
             rest = rest.replace(f" {filler} ", " ")
-        return self._index.get(" ".join(rest.split()))
+        return " ".join(rest.split())
+
+    def match(self, text: str) -> str | None:
+        """The group the whole message is a word of, or None."""
+        return self._index.get(self.key(text)) if text else None
+
+    def contains(self, text: str) -> str | None:
+        """The `contained` group one of the message's words belongs to, or None."""
+        tokens = _tokens(normalize(text))
+        return next(
+            (self._inside[p] for p in _phrases(tokens, self._longest) if p in self._inside), None
+        )
