@@ -172,3 +172,69 @@ async def test_at_the_opt_in_a_sentence_with_stop_never_consents(kit: TurnKit) -
     await kit.say(UK, "NO")
     assert await kit.consent(UK) == "pending"
     assert not await stopped(kit)
+
+
+# 2. Typed titles do what tapping them does ----------------------------------------------------
+
+TALK = {"en": "talk to a person", "de": "Mit einem Menschen reden!", "fr": "parler a une personne",
+        "es": "Hablar con una persona", "pt": "Falar com uma pessoa."}  # fmt: skip
+STOP_TITLE = {"en": "Stop messages", "de": "nachrichten stoppen", "fr": "Arrêter les messages",
+              "es": "Detener mensajes", "pt": "parar mensagens"}  # fmt: skip
+WHERE = {"en": "Where I live", "de": "Mein Wohnort", "fr": "Mon lieu de résidence",
+         "es": "dónde vivo", "pt": "Onde eu moro?"}  # fmt: skip
+YES_DELETE = {"en": "yes, delete", "de": "Ja, löschen", "fr": "Oui, supprimer",
+              "es": "Si, borrar", "pt": "Sim, apagar!"}  # fmt: skip
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_a_typed_menu_title_does_what_tapping_it_does(kit: TurnKit, lang: str) -> None:
+    await speaking(kit, lang)
+    (where,) = await kit.say(UK, WHERE[lang])
+    assert text_of(where) == text(kit, lang, "residence.ask")
+    assert "residence.DE" in options_of(where)
+    (waiting,) = await kit.say(UK, TALK[lang])
+    assert text_of(waiting) == text(kit, lang, "agent.waiting")
+    assert await kit.sql("SELECT count(*) FROM contacts WHERE handoff_at IS NOT NULL") == [(1,)]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_a_typed_stop_title_stops_at_once(kit: TurnKit, lang: str) -> None:
+    await opted_in(kit, lang)
+    (confirmed,) = await kit.say(UK, STOP_TITLE[lang])
+    assert text_of(confirmed) == text(kit, lang, "stop.confirmed")
+    assert await kit.consent(UK) == "revoked"
+
+
+async def test_a_title_works_in_any_shipped_language(kit: TurnKit) -> None:
+    await speaking(kit, "en")
+    (waiting,) = await kit.say(UK, TALK["de"])
+    assert text_of(waiting) == text(kit, "en", "agent.waiting")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_the_typed_confirm_title_at_the_erase_question_erases(
+    kit: TurnKit, lang: str
+) -> None:
+    await speaking(kit, lang)
+    await kit.say(UK, "DELETE MY DATA")
+    (farewell,) = await kit.say(UK, YES_DELETE[lang])
+    assert text_of(farewell) == text(kit, lang, "erase.done")
+    assert not await known(kit)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_the_confirm_title_typed_elsewhere_erases_nothing(kit: TurnKit, lang: str) -> None:
+    await speaking(kit, lang)
+    await kit.say(UK, "MY DATA")  # the data summary, whose buttons are not the erase question
+    await kit.say(UK, YES_DELETE[lang])
+    await kit.say(UK, "hello")
+    await kit.say(UK, YES_DELETE[lang])
+    assert await known(kit)
+
+
+async def test_a_typed_erase_title_asks_before_erasing(kit: TurnKit) -> None:
+    await speaking(kit, "fr")
+    await kit.say(UK, "MES DONNÉES")
+    (question,) = await kit.say(UK, "Effacer mes données")  # the summary's own button title
+    assert set(options_of(question)) == {"erase.yes", "erase.no"}
+    assert await known(kit)

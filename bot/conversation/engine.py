@@ -10,6 +10,9 @@ person's language) and the named effects for the turn runner to carry out.
 
 Precedence of an input, in every state:
 1. STOP (the `stop` keyword group) — always, even mid-question or in a handoff;
+   then a typed button or row title counts as tapping it (the current state's
+   own options first, else one that starts a flow from anywhere), so an
+   irreversible step is confirmed only by its own title at its own question;
    then a longer message that mentions a word of a group some flow lists under
    `start_on: contains:` starts that flow (a question, so nothing is done on a
    guess and an open question is never answered by it);
@@ -25,7 +28,7 @@ Precedence of an input, in every state:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -96,11 +99,21 @@ class _Model:
 
 
 class Engine:
-    def __init__(self, flows: FlowSet, conditions: Mapping[str, Condition] | None = None) -> None:
+    def __init__(
+        self,
+        flows: FlowSet,
+        conditions: Mapping[str, Condition] | None = None,
+        readings: Callable[[str], Iterable[str]] | None = None,
+    ) -> None:
+        """`readings`: every way a message id reads (`Texts.readings`), for typed titles."""
         self.flows = flows
         # A keyword group found inside a longer message -> the flow it starts.
         self._containers = {g: flow for flow in flows.flows.values() for g in flow.contains}
-        self.keywords = KeywordMatcher(flows.keywords, contained=set(self._containers))
+        titles: dict[str, list[str]] = {}
+        for state in flows.all_states:
+            for option in state.buttons + state.rows if readings is not None else ():
+                titles.setdefault(option.id, []).extend(readings(option.title))
+        self.keywords = KeywordMatcher(flows.keywords, set(self._containers), titles)
         self._conditions = dict(conditions or {})
         for state in flows.all_states:
             for t in state.on:
@@ -173,9 +186,13 @@ class Engine:
             return self._enter(step, self.flows.flows["stop"].entry)
         quiet = current.handoff or handed_off
         if inp.text and group is None:
-            mentioned = self._mentioned(inp.text, quiet)
-            if mentioned is not None:
-                return self._enter(step, mentioned.entry)
+            tapped = self._titled(current, inp.text, quiet)
+            if tapped is not None:
+                inp = Input(reply_id=tapped)
+            else:
+                mentioned = self._mentioned(inp.text, quiet)
+                if mentioned is not None:
+                    return self._enter(step, mentioned.entry)
 
         trigger, input_id = self._local_trigger(current, inp, group)
         if trigger is not None:
@@ -213,6 +230,20 @@ class Engine:
                 return _trigger(t.input), inp.text
         return None, None
 
+    def _titled(self, state: State, text: str, quiet: bool) -> str | None:
+        """The button or row a typed title names: one this state shows and answers,
+        else one that starts a flow from here (what tapping it would do)."""
+        ids = self.keywords.titled(text)
+        shown = {o.id for o in state.buttons + state.rows}
+        for option_id in ids:
+            tap = Input(reply_id=option_id)
+            if option_id in shown and self._local_trigger(state, tap, None)[0] is not None:
+                return option_id
+        for option_id in ids:
+            if self._started_flow(quiet, Input(reply_id=option_id), None) is not None:
+                return option_id
+        return None
+
     def _mentioned(self, text: str, quiet: bool) -> Flow | None:
         """The flow a word inside a longer message starts (`start_on: contains:`)."""
         flow = self._containers.get(self.keywords.contains(text) or "")
@@ -234,12 +265,14 @@ class Engine:
         """Is this input a way out that the inbound limit never holds back (STOP, START,
         erasure: what the flow files mark `unlimited`)?"""
         group = self.keywords.match(inp.text) if inp.text else None
+        tapped: tuple[str | None, ...] = (inp.reply_id,)
         if inp.text and group is None:
             group = self.keywords.contains(inp.text)
+            tapped = self.keywords.titled(inp.text)
         groups, buttons, states = self._unlimited
         return (
             (group is not None and group in groups)
-            or (inp.reply_id is not None and inp.reply_id in buttons)
+            or any(i in buttons for i in tapped)
             or (state is not None and state in states)
         )
 

@@ -8,14 +8,15 @@ ignored around a keyword ("please stop", "unsubscribe me", "bitte STOPP").
 The whole message, less its filler words, must be the keyword: a longer
 sentence that merely contains one is not taken as it. Only the groups a flow
 names under `start_on: contains:` are looked for inside a sentence, and a flow
-decides what that does (a question, never an action on a guess).
+decides what that does (a question, never an action on a guess). The titles of
+the flows' buttons and rows, in every language, are matched the same way.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 
 FILLER = "filler"  # the group of words ignored around a keyword
 _WORDS = re.compile(r"[\w']+")
@@ -45,8 +46,11 @@ class KeywordMatcher:
         self,
         groups: dict[str, dict[str, tuple[str, ...]]],
         contained: Collection[str] = (),
+        titles: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
-        """`contained`: the groups that count inside a longer message (and only there)."""
+        """`contained`: the groups that count inside a longer message (and only there).
+        `titles`: each button or row id with its titles in every language, so typing a
+        title is understood as tapping it."""
         self._index: dict[str, str] = {}
         self._inside: dict[tuple[str, ...], str] = {}
         fillers: set[str] = set()
@@ -63,6 +67,10 @@ class KeywordMatcher:
         # Longest first, so "thank you" goes before "you" would.
         self._fillers = sorted(fillers, key=len, reverse=True)
         self._longest = max((len(p) for p in self._inside), default=0)
+        self._titles: dict[str, set[str]] = {}
+        for option_id, readings in (titles or {}).items():
+            for reading in readings:
+                self._titles.setdefault(self.key(reading), set()).add(option_id)
 
     def key(self, text: str) -> str:
         """What the message says once normalized and stripped of its filler words."""
@@ -77,6 +85,10 @@ class KeywordMatcher:
     def match(self, text: str) -> str | None:
         """The group the whole message is a word of, or None."""
         return self._index.get(self.key(text)) if text else None
+
+    def titled(self, text: str) -> tuple[str, ...]:
+        """The ids of the buttons and rows whose title the whole message is."""
+        return tuple(sorted(self._titles.get(self.key(text), ())))
 
     def contains(self, text: str) -> str | None:
         """The `contained` group one of the message's words belongs to, or None."""
