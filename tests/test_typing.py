@@ -238,3 +238,47 @@ async def test_a_typed_erase_title_asks_before_erasing(kit: TurnKit) -> None:
     (question,) = await kit.say(UK, "Effacer mes données")  # the summary's own button title
     assert set(options_of(question)) == {"erase.yes", "erase.no"}
     assert await known(kit)
+
+
+# 3. Near-misses get a suggestion, never an action ---------------------------------------------
+
+NEAR = {
+    "en": ("delet my data", "DELETE MY DATA"),
+    "de": ("meine datn löschen", "MEINE DATEN LÖSCHEN"),
+    "fr": ("suprimer mes données", "SUPPRIMER MES DONNÉES"),
+    "es": ("borar mis datos", "BORRAR MIS DATOS"),
+    "pt": ("apagar meus dado", "APAGAR MEUS DADOS"),
+}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_a_near_miss_gets_a_suggestion_with_the_menu(kit: TurnKit, lang: str) -> None:
+    await speaking(kit, lang)
+    typed, meant = NEAR[lang]
+    (reply,) = await kit.say(UK, typed)
+    assert text_of(reply) == text(kit, lang, "common.did_you_mean", suggestion=meant)
+    assert "menu.erase" in options_of(reply)  # with the menu
+    assert await known(kit)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_a_near_miss_of_stop_only_suggests(kit: TurnKit, lang: str) -> None:
+    await opted_in(kit, lang)
+    (reply,) = await kit.say(UK, "stpo")
+    assert text_of(reply) == text(kit, lang, "common.did_you_mean", suggestion="STOP")
+    assert await kit.consent(UK) == "granted"
+    assert not await stopped(kit)
+
+
+async def test_a_near_miss_of_my_data_only_suggests(kit: TurnKit) -> None:
+    (reply,) = await kit.say(UK, "my dta")
+    assert "MY DATA" in text_of(reply)
+    assert await kit.sql("SELECT * FROM audit WHERE event = 'data_access'") == []
+
+
+async def test_a_near_miss_at_the_erase_question_erases_nothing(kit: TurnKit) -> None:
+    await kit.say(UK, "DELETE MY DATA")
+    (reply,) = await kit.say(UK, "delet")
+    assert "DELETE" in text_of(reply)
+    assert set(options_of(reply)) == {"erase.yes", "erase.no"}
+    assert await known(kit)

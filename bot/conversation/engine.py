@@ -23,7 +23,8 @@ Precedence of an input, in every state:
 3. a flow's `start_on` (its keywords, buttons or a referral) — during a
    handoff only flows marked `in_handoff`;
 4. anything else: a short re-prompt with the current options (silence during
-   a handoff).
+   a handoff); a near-miss of a word or title that would do something here
+   ("delet my data", "stpo") is suggested in it, never acted on.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Say:
 
     state: str
     message_id: str
+    params: tuple[tuple[str, str], ...] = ()  # filled into the text, e.g. a suggestion
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,7 @@ class Engine:
         self._machines = {name: self._machine(flow) for name, flow in flows.flows.items()}
         handoffs = [s.name for s in flows.all_states if s.handoff]
         self._handoff_home = handoffs[0] if handoffs else HOME
+        self._suggestions: dict[str, dict[str, str]] = {}  # state -> what a near-miss may mean
         self._unlimited = _unlimited(flows)
 
     def _machine(self, flow: Flow) -> AsyncMachine:
@@ -207,7 +210,12 @@ class Engine:
 
         if quiet:
             return step  # a human has the conversation: the bot stays quiet
-        if current.quiet_reprompt:
+        meant = None
+        if inp.text and group is None:  # a keyword is no typo, even where it means nothing
+            meant = self.keywords.near(inp.text, self._suggestible(current))
+        if meant is not None:  # only said: a near-miss never acts, least of all STOP or erase
+            step.says.append(Say(current.name, "common.did_you_mean", (("suggestion", meant),)))
+        elif current.quiet_reprompt:
             step.says.append(Say(current.name, current.say or "common.unknown"))
         else:  # short: one line and the same options, not the whole text again
             step.says.append(Say(current.name, current.reprompt or "common.unknown"))
@@ -243,6 +251,19 @@ class Engine:
             if self._started_flow(quiet, Input(reply_id=option_id), None) is not None:
                 return option_id
         return None
+
+    def _suggestible(self, state: State) -> dict[str, str]:
+        """The words and titles that would do something in `state`: STOP, every flow's
+        start words and buttons, and the state's own answers."""
+        if state.name not in self._suggestions:
+            flows = self.flows.flows.values()
+            groups = {"stop", *(g for f in flows for g in f.keywords)}
+            groups.update(t.input for t in state.on if t.input in self.flows.keywords)
+            ids = [i for f in flows for i in f.buttons]
+            shown = {o.id for o in state.buttons + state.rows}
+            ids += [t.input for t in state.on if t.input in shown]
+            self._suggestions[state.name] = self.keywords.suggestions(sorted(groups), ids)
+        return self._suggestions[state.name]
 
     def _mentioned(self, text: str, quiet: bool) -> Flow | None:
         """The flow a word inside a longer message starts (`start_on: contains:`)."""

@@ -14,11 +14,15 @@ the flows' buttons and rows, in every language, are matched the same way.
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from collections.abc import Collection, Iterable, Iterator, Mapping
 
 FILLER = "filler"  # the group of words ignored around a keyword
+# How alike a near-miss must be (difflib's ratio): "stpo" for STOP is 0.75, "my dta"
+# for MY DATA 0.92, while "hello" for HELP (0.67) is a word of its own, not a typo.
+NEAR = 0.75
 _WORDS = re.compile(r"[\w']+")
 
 
@@ -53,6 +57,7 @@ class KeywordMatcher:
         title is understood as tapping it."""
         self._index: dict[str, str] = {}
         self._inside: dict[tuple[str, ...], str] = {}
+        self._written: dict[str, dict[str, str]] = {}  # group -> normalized -> as written
         fillers: set[str] = set()
         for group, by_language in groups.items():
             for words in by_language.values():
@@ -64,13 +69,17 @@ class KeywordMatcher:
                     else:
                         # The first group to claim a word keeps it; `flows check` reports clashes.
                         self._index.setdefault(normalize(word), group)
+                        self._written.setdefault(group, {}).setdefault(normalize(word), word)
         # Longest first, so "thank you" goes before "you" would.
         self._fillers = sorted(fillers, key=len, reverse=True)
         self._longest = max((len(p) for p in self._inside), default=0)
         self._titles: dict[str, set[str]] = {}
+        self._titles_written: dict[str, dict[str, str]] = {}  # id -> key -> title in capitals
         for option_id, readings in (titles or {}).items():
             for reading in readings:
                 self._titles.setdefault(self.key(reading), set()).add(option_id)
+                written = self._titles_written.setdefault(option_id, {})
+                written.setdefault(self.key(reading), reading.upper())
 
     def key(self, text: str) -> str:
         """What the message says once normalized and stripped of its filler words."""
@@ -96,3 +105,21 @@ class KeywordMatcher:
         return next(
             (self._inside[p] for p in _phrases(tokens, self._longest) if p in self._inside), None
         )
+
+    def suggestions(self, groups: Iterable[str], option_ids: Iterable[str]) -> dict[str, str]:
+        """What a near-miss may be taken for: the groups' words and the options' titles,
+        each as the person would type it (keywords as written, titles in capitals)."""
+        found: dict[str, str] = {}
+        for group in groups:
+            for key, word in self._written.get(group, {}).items():
+                found.setdefault(key, word)
+        for option_id in option_ids:
+            for key, title in self._titles_written.get(option_id, {}).items():
+                found.setdefault(key, title)
+        return found
+
+    def near(self, text: str, suggestions: Mapping[str, str]) -> str | None:
+        """The one of `suggestions` the message nearly is ("delet my data"), or None."""
+        key = self.key(text)
+        close = difflib.get_close_matches(key, list(suggestions), n=1, cutoff=NEAR) if key else []
+        return suggestions[close[0]] if close else None

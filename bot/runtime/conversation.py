@@ -126,7 +126,8 @@ class ConversationTurn:
         renderer = self._deps.renderer
         law_name = renderer.text(turn.language, turn.law, f"law.{turn.law}")
         turn.replies += [
-            renderer.render(say, turn.language, turn.law, law_name=law_name) for say in step.says
+            renderer.render(say, turn.language, turn.law, law_name=law_name, **dict(say.params))
+            for say in step.says
         ]
         if step.path and step.path[-1] != step.before:
             turn.events.append(
