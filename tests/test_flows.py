@@ -308,7 +308,8 @@ async def test_residence_can_be_typed(bot: Bot) -> None:
 
 async def test_residence_not_understood_asks_again(bot: Bot) -> None:
     await say(bot, UK, "RESIDENCE")
-    (again,) = await say(bot, UK, "somewhere nice")
+    (sorry, again) = await say(bot, UK, "somewhere nice", 2)
+    assert "didn't understand" in text_of(sorry)
     assert "residence.DE" in options_of(again)
 
 

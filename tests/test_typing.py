@@ -282,3 +282,18 @@ async def test_a_near_miss_at_the_erase_question_erases_nothing(kit: TurnKit) ->
     assert "DELETE" in text_of(reply)
     assert set(options_of(reply)) == {"erase.yes", "erase.no"}
     assert await known(kit)
+
+
+# 4. A place the bot does not know -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_an_unknown_place_is_said_to_be_not_understood(kit: TurnKit, lang: str) -> None:
+    await speaking(kit, lang)
+    await kit.say(UK, "RESIDENCE")
+    (sorry, again) = await kit.say(UK, "Atlantis")
+    assert text_of(sorry) == text(kit, lang, "residence.unknown")
+    assert text_of(again) == text(kit, lang, "residence.ask")
+    assert "residence.DE" in options_of(again)
+    (done,) = await kit.tap(UK, "residence.DE")
+    assert "residence.DE" not in options_of(done)
