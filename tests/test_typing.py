@@ -24,7 +24,7 @@ import pytest
 
 from bot.conversation.flowfile import load_keywords
 from tests.conftest import fresh_sqlite
-from tests.flowkit import UK, options_of, text_of
+from tests.flowkit import BRAZIL, GERMANY, UK, options_of, text_of
 from tests.turnkit import ROOT, TurnKit
 
 KEYWORDS, _ = load_keywords(ROOT / "flows" / "keywords.yaml")
@@ -297,3 +297,46 @@ async def test_an_unknown_place_is_said_to_be_not_understood(kit: TurnKit, lang:
     assert "residence.DE" in options_of(again)
     (done,) = await kit.tap(UK, "residence.DE")
     assert "residence.DE" not in options_of(done)
+
+
+# 5. The language of someone who has not chosen one --------------------------------------------
+
+MENU_WORD = {"en": "privacy assistant", "de": "Datenschutz", "fr": "confidentialité",
+             "es": "privacidad", "pt": "privacidade"}  # fmt: skip
+GREETING = {"de": "Hallo!", "fr": "bonjour", "es": "Hola", "pt": "Olá"}
+
+
+async def erased(kit: TurnKit, who: str = UK) -> None:
+    await kit.say(who, "DELETE MY DATA")
+    await kit.say(who, "DELETE")
+    assert not await known(kit)
+
+
+@pytest.mark.parametrize("lang", sorted(GREETING))
+async def test_after_erasure_a_greeting_is_answered_in_its_language(
+    kit: TurnKit, lang: str
+) -> None:
+    await erased(kit)
+    (menu,) = await kit.say(UK, GREETING[lang])
+    assert MENU_WORD[lang] in text_of(menu)
+    (notice,) = await kit.say(UK, "JOIN")  # and the guess holds for the next turns
+    assert set(options_of(notice)) == {"optin.yes", "optin.no"}
+    assert options_of(notice)["optin.yes"] == text(kit, lang, "button.yes")
+
+
+async def test_a_word_of_one_language_only_shows_the_language(kit: TurnKit) -> None:
+    (menu,) = await kit.say(UK, "ayuda")  # HELP in Spanish only
+    assert MENU_WORD["es"] in text_of(menu)
+
+
+@pytest.mark.parametrize("who", [GERMANY, BRAZIL])
+async def test_english_words_leave_the_numbers_language(kit: TurnKit, who: str) -> None:
+    """STOP, OK, HELLO are typed everywhere: they say nothing about a person's language."""
+    (menu,) = await kit.say(who, "hello")
+    assert MENU_WORD["en"] not in text_of(menu)
+
+
+async def test_a_chosen_language_is_kept_whatever_the_words(kit: TurnKit) -> None:
+    await speaking(kit, "en")
+    (menu,) = await kit.say(UK, "hola")
+    assert MENU_WORD["en"] in text_of(menu)

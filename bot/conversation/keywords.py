@@ -58,10 +58,12 @@ class KeywordMatcher:
         self._index: dict[str, str] = {}
         self._inside: dict[tuple[str, ...], str] = {}
         self._written: dict[str, dict[str, str]] = {}  # group -> normalized -> as written
+        self._languages: dict[tuple[str, ...], set[str]] = {}  # every word -> its languages
         fillers: set[str] = set()
         for group, by_language in groups.items():
-            for words in by_language.values():
+            for language, words in by_language.items():
                 for word in words:
+                    self._languages.setdefault(_tokens(normalize(word)), set()).add(language)
                     if group == FILLER:
                         fillers.add(normalize(word))
                     elif group in contained:
@@ -73,6 +75,7 @@ class KeywordMatcher:
         # Longest first, so "thank you" goes before "you" would.
         self._fillers = sorted(fillers, key=len, reverse=True)
         self._longest = max((len(p) for p in self._inside), default=0)
+        self._longest_word = max((len(p) for p in self._languages), default=0)
         self._titles: dict[str, set[str]] = {}
         self._titles_written: dict[str, dict[str, str]] = {}  # id -> key -> title in capitals
         for option_id, readings in (titles or {}).items():
@@ -98,6 +101,13 @@ class KeywordMatcher:
     def titled(self, text: str) -> tuple[str, ...]:
         """The ids of the buttons and rows whose title the whole message is."""
         return tuple(sorted(self._titles.get(self.key(text), ())))
+
+    def languages(self, text: str) -> set[str]:
+        """The languages of the message's words that only one language has ("hola":
+        es; "menu", shared by three, says nothing)."""
+        tokens = _tokens(normalize(text))
+        found = (self._languages.get(p, ()) for p in _phrases(tokens, self._longest_word))
+        return {next(iter(languages)) for languages in found if len(languages) == 1}
 
     def contains(self, text: str) -> str | None:
         """The `contained` group one of the message's words belongs to, or None."""

@@ -20,9 +20,10 @@ from bot.policy.inbound import InboundLimiter
 from bot.privacy import erasure
 from bot.privacy import person as people_store
 from bot.privacy.jurisdiction import decide, language_for
-from bot.privacy.person import People
+from bot.privacy.language import shown_language
+from bot.privacy.person import People, Person
 from bot.privacy.records import message_row
-from bot.runtime.effects import Deps, Turn, carry_out
+from bot.runtime.effects import LANGUAGE_GUESS, Deps, Turn, carry_out
 from bot.runtime.outbox import OutItem
 from bot.store import Conn
 from bot.store import contacts as contact_store
@@ -63,9 +64,8 @@ class ConversationTurn:
         person = await self._people.of_party(msg.sender, now)
         profile = person.profile
         turn = Turn(
-            person, msg, now, decide(profile.residence, person.e164),
-            language_for(profile.language, person.e164),
-        )  # fmt: skip
+            person, msg, now, decide(profile.residence, person.e164), self._language(person, msg)
+        )
         before = profile.state
         if msg.is_user_content:
             inp = Input(
@@ -82,6 +82,16 @@ class ConversationTurn:
                 await self._apply(step, turn)
         items = await self._commit(pending, turn, before)
         return Handled(items, person.pace_key)
+
+    def _language(self, person: Person, msg: InboundMessage) -> str:
+        """The chosen language; else the one the person's words show ("hola"), kept as a
+        guess (not a choice) until other words show another; else the number's."""
+        profile = person.profile
+        if profile.language is None and msg.type == "text" and msg.text:
+            shown = shown_language(self._engine.keywords.languages(msg.text))
+            if shown is not None:
+                profile.slots[LANGUAGE_GUESS] = shown
+        return language_for(profile.language or profile.slots.get(LANGUAGE_GUESS), person.e164)
 
     def _still_handed_off(self, turn: Turn) -> bool:
         """A handoff nobody answered for `handoff_timeout` seconds goes back to the bot,

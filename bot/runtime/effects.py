@@ -61,6 +61,9 @@ class Turn:
         return self.jurisdiction.law.value
 
 
+# The profile slot of a language the person's words showed: a guess, which a choice ends.
+LANGUAGE_GUESS = "language_guess"
+
 Handler = Callable[[Deps, Turn, Effect], Awaitable[None]]
 F = TypeVar("F")
 HANDLERS: dict[str, Handler] = {}
@@ -228,6 +231,7 @@ async def _end_handoff(deps: Deps, turn: Turn, effect: Effect) -> None:
 async def _set_language(deps: Deps, turn: Turn, effect: Effect) -> None:
     if effect.input_id:
         turn.person.profile.language = picked(effect.input_id, "languages")
+        turn.person.profile.slots.pop(LANGUAGE_GUESS, None)
         turn.language = language_for(turn.person.profile.language, turn.person.e164)
 
 
