@@ -136,6 +136,15 @@ async def test_ordinary_words_that_are_opt_out_words_alone_ask_nothing(
     assert not await stopped(kit)
 
 
+async def test_yes_to_the_question_stops_even_after_it_lapsed(kit: TurnKit) -> None:
+    """A stop always counts, like the opt-in's no: only a yes to marketing can be late."""
+    await opted_in(kit, "en")
+    await kit.say(UK, MENTIONS["en"])
+    kit.later(hours=25)
+    await kit.tap(UK, "stop_ask.yes")
+    assert await kit.consent(UK) == "revoked"
+
+
 async def test_the_question_works_during_a_wait_for_staff(kit: TurnKit) -> None:
     await kit.say(UK, "AGENT")
     (question,) = await kit.say(UK, MENTIONS["en"])

@@ -111,9 +111,9 @@ class Engine:
         self.flows = flows
         # A keyword group found inside a longer message -> the flow it starts.
         self._containers = {g: flow for flow in flows.flows.values() for g in flow.contains}
-        titles: dict[str, list[str]] = {}
-        for state in flows.all_states:
-            for option in state.buttons + state.rows if readings is not None else ():
+        titles: dict[str, list[str]] = {}  # button or row id -> its title in every language
+        if readings is not None:
+            for option in (o for s in flows.all_states for o in s.buttons + s.rows):
                 titles.setdefault(option.id, []).extend(readings(option.title))
         self.keywords = KeywordMatcher(flows.keywords, set(self._containers), titles)
         self._conditions = dict(conditions or {})
@@ -244,8 +244,8 @@ class Engine:
         ids = self.keywords.titled(text)
         shown = {o.id for o in state.buttons + state.rows}
         for option_id in ids:
-            tap = Input(reply_id=option_id)
-            if option_id in shown and self._local_trigger(state, tap, None)[0] is not None:
+            answered = self._local_trigger(state, Input(reply_id=option_id), None)[0]
+            if option_id in shown and answered is not None:
                 return option_id
         for option_id in ids:
             if self._started_flow(quiet, Input(reply_id=option_id), None) is not None:
