@@ -90,6 +90,16 @@ class Texts:
         """The text before its placeholders are filled, English where `lang` lacks it."""
         return self.raw(lang, law, message_id) or self.raw(FALLBACK, law, message_id)
 
+    def readings(self, message_id: str) -> tuple[str, ...]:
+        """Every way a text reads: each language, each law's variant. A button's title
+        typed in any of them is understood (`bot.conversation.engine`)."""
+        return tuple(
+            m.string
+            for catalog in self.catalogs.values()
+            for m in catalog
+            if m.id == message_id and isinstance(m.string, str) and m.string and not m.fuzzy
+        )
+
     def get(self, lang: str, law: str | None, message_id: str, **params: Any) -> str:
         text = self.template(lang, law, message_id)
         if text is None:

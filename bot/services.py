@@ -308,7 +308,7 @@ def build_conversation(
     return ConversationTurn(
         Deps(db, people.keyring, renderer, controller),
         people,
-        Engine(content.flows, CONDITION_CHECKS),
+        Engine(content.flows, CONDITION_CHECKS, content.texts.readings),
         system_key=outbox_key,
         limiter=limiter,
         first_notice=content.notices.first_contact.notice,

@@ -41,6 +41,7 @@ RESTING: dict[str, tuple[str | tuple[str, str], int]] = {
     "agent.waiting": ("AGENT", 1),
     "correct.ask": ("CORRECT MY DATA", 1),
     "correct.other": (("CORRECT MY DATA", "correct.other"), 1),
+    "stop_ask.ask": ("can you stop the offers", 1),
 }
 
 
@@ -315,7 +316,8 @@ async def test_residence_can_be_typed(bot: Bot) -> None:
 
 async def test_residence_not_understood_asks_again(bot: Bot) -> None:
     await say(bot, UK, "RESIDENCE")
-    (again,) = await say(bot, UK, "somewhere nice")
+    (sorry, again) = await say(bot, UK, "somewhere nice", 2)
+    assert "didn't understand" in text_of(sorry)
     assert "residence.DE" in options_of(again)
 
 

@@ -91,7 +91,9 @@ def _check_reachable(flows: FlowSet, report: Report) -> None:
     """From home and every flow a person can start, follow on:, next: and expires:."""
     todo = deque([HOME] if flows.has_state(HOME) else [])
     todo += [
-        f.entry for f in flows.flows.values() if f.keywords or f.buttons or f.referral or f.media
+        f.entry
+        for f in flows.flows.values()
+        if f.keywords or f.contains or f.buttons or f.referral or f.media
     ]
     seen: set[str] = set()
     while todo:
@@ -172,10 +174,12 @@ def _check_inputs(flows: FlowSet, report: Report) -> None:
         message = f"start_on media: '{media[0].name}' already starts on media, and wins"
         report.flow(flow.where.file, report.line(flow, "start_on.media"), message)
     for flow in flows.flows.values():
-        for group in flow.keywords:
-            if group not in flows.keywords:
-                message = f"start_on keyword group '{group}' is not in keywords.yaml"
-                report.flow(flow.where.file, report.line(flow, "start_on.keywords"), message)
+        starts = (("keywords", "keyword", flow.keywords), ("contains", "contains", flow.contains))
+        for key, what, groups in starts:
+            for group in groups:
+                if group not in flows.keywords:
+                    message = f"start_on {what} group '{group}' is not in keywords.yaml"
+                    report.flow(flow.where.file, report.line(flow, f"start_on.{key}"), message)
         for button in flow.buttons:
             if button not in offered:
                 message = f"start_on button '{button}': no state offers it as a button or row"
@@ -227,6 +231,8 @@ def _check_shapes(flows: FlowSet, report: Report) -> None:
 def _check_keywords(flows: FlowSet, path: Path, report: Report) -> None:
     lines = yaml_lines(path)
     owner: dict[str, str] = {}
+    # Groups looked for inside a sentence may repeat other groups' words (STOP).
+    inside = {group for flow in flows.flows.values() for group in flow.contains}
     for group, by_language in flows.keywords.items():
         group_line = flows.keyword_where[group].line
         for lang in SHIPPED_LANGUAGES:
@@ -236,6 +242,8 @@ def _check_keywords(flows: FlowSet, path: Path, report: Report) -> None:
             line = lines.get(f"{group}.{lang}", group_line)
             if lang not in SHIPPED_LANGUAGES:
                 report.flow(path.name, line, f"'{lang}' is not a shipped language")
+            if group in inside:
+                continue
             for word in words:
                 key = normalize(word)
                 first = owner.setdefault(key, group)

@@ -41,6 +41,7 @@ CODE_MESSAGE_IDS: tuple[str, ...] = (
     *(f"category.{c}" for c in MESSAGE_CATEGORIES),
     "residence.other",
     "rate.paused",
+    "common.did_you_mean",
 )
 """Message ids the code (not a flow) sends: the data summary, consent states, law names."""
 
@@ -88,6 +89,7 @@ def message_uses(flows: FlowSet, countries: Countries | None = None) -> list[Use
     uses += [Use(message_id, "text", wa.TEXT_MAX, "", 0) for message_id in CODE_MESSAGE_IDS]
     # The re-prompt goes out with the state's options; the export's text is its caption.
     uses.append(Use("common.unknown", "re-prompt", wa.INTERACTIVE_BODY_MAX, "", 0))
+    uses.append(Use("common.did_you_mean", "re-prompt", wa.INTERACTIVE_BODY_MAX, "", 0))
     uses.append(Use("my_data.exported", "document caption", CAPTION_MAX, "", 0))
     return uses
 

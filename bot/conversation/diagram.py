@@ -78,6 +78,9 @@ def _start_note(flows: FlowSet, flow: Flow) -> list[str]:
     for group in flow.keywords:
         words = flows.keywords.get(group, {}).get("en", ())
         notes.append(f"words {group}: {', '.join(words)}" if words else f"words {group}")
+    for group in flow.contains:
+        words = flows.keywords.get(group, {}).get("en", ())
+        notes.append(f"a sentence with {group}: {', '.join(words)}" if words else group)
     notes += [f"button {button}" for button in flow.buttons]
     if flow.referral:
         notes.append("an ad or QR code")

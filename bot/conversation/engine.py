@@ -10,6 +10,13 @@ person's language) and the named effects for the turn runner to carry out.
 
 Precedence of an input, in every state:
 1. STOP (the `stop` keyword group) — always, even mid-question or in a handoff;
+   then a typed button or row title counts as tapping it (the current state's
+   own options first, else one that starts a flow from anywhere), so an
+   irreversible step is confirmed only by its own title at its own question;
+   then a longer message that mentions a word of a group some flow lists under
+   `start_on: contains:` starts that flow (a question, so nothing is done on a
+   guess and an open question is never answered by it), except in a state that
+   takes free text (`text:`), where the whole message is the answer;
 2. the current state's own `on:` entries (a button id, `prefix.*`, a keyword
    group, then `text` for any other text); an entry with `if:` goes to its
    `else:` state when its condition does not hold (conditions are given to the
@@ -19,12 +26,13 @@ Precedence of an input, in every state:
    flows marked `in_handoff`. A state with `back: true` returns the person to
    where they were, so such a flow answers without closing an open question;
 4. anything else: a short re-prompt with the current options (silence during
-   a handoff).
+   a handoff); a near-miss of a word or title that would do something here
+   ("delet my data", "stpo") is suggested in it, never acted on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -55,6 +63,7 @@ class Say:
     state: str
     message_id: str
     plain: bool = False  # a text said before the state's own, without its options
+    params: tuple[tuple[str, str], ...] = ()  # filled into the text, e.g. a suggestion
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +106,21 @@ class _Model:
 
 
 class Engine:
-    def __init__(self, flows: FlowSet, conditions: Mapping[str, Condition] | None = None) -> None:
+    def __init__(
+        self,
+        flows: FlowSet,
+        conditions: Mapping[str, Condition] | None = None,
+        readings: Callable[[str], Iterable[str]] | None = None,
+    ) -> None:
+        """`readings`: every way a message id reads (`Texts.readings`), for typed titles."""
         self.flows = flows
-        self.keywords = KeywordMatcher(flows.keywords)
+        # A keyword group found inside a longer message -> the flow it starts.
+        self._containers = {g: flow for flow in flows.flows.values() for g in flow.contains}
+        titles: dict[str, list[str]] = {}  # button or row id -> its title in every language
+        if readings is not None:
+            for option in (o for s in flows.all_states for o in s.buttons + s.rows):
+                titles.setdefault(option.id, []).extend(readings(option.title))
+        self.keywords = KeywordMatcher(flows.keywords, set(self._containers), titles)
         self._conditions = dict(conditions or {})
         for state in flows.all_states:
             for t in state.on:
@@ -108,6 +129,7 @@ class Engine:
         self._machines = {name: self._machine(flow) for name, flow in flows.flows.items()}
         handoffs = [s.name for s in flows.all_states if s.handoff]
         self._handoff_home = handoffs[0] if handoffs else HOME
+        self._suggestions: dict[str, dict[str, str]] = {}  # state -> what a near-miss may mean
         self._unlimited = _unlimited(flows)
 
     def _machine(self, flow: Flow) -> AsyncMachine:
@@ -170,6 +192,15 @@ class Engine:
         group = self.keywords.match(inp.text) if inp.text else None
         if group == "stop":
             return self._enter(step, self.flows.flows["stop"].entry)
+        quiet = current.handoff or handed_off
+        if inp.text and group is None:
+            tapped = self._titled(current, inp.text, quiet)
+            if tapped is not None:
+                inp = Input(reply_id=tapped)
+            elif not any(t.input == "text" for t in current.on):  # free text is an answer
+                mentioned = self._mentioned(inp.text, quiet)
+                if mentioned is not None:
+                    return self._enter(step, mentioned.entry)
 
         trigger, input_id = self._local_trigger(current, inp, group)
         if trigger is not None:
@@ -178,14 +209,20 @@ class Engine:
             step.effects += [Effect(a, current.name, i) for a, i in model_effects]
             return self._enter(step, dest)
 
-        quiet = current.handoff or handed_off
         started = self._started_flow(quiet, inp, group)
         if started is not None:
             return self._enter(step, started.entry)
 
         if quiet:
             return step  # a human has the conversation: the bot stays quiet
-        if current.quiet_reprompt:
+        meant = None
+        if inp.text and group is None:  # a keyword is no typo, even where it means nothing
+            meant = self.keywords.near(inp.text, self._suggestible(current))
+        if meant is not None:  # only said: a near-miss never acts, least of all STOP or erase
+            step.says.append(
+                Say(current.name, "common.did_you_mean", params=(("suggestion", meant),))
+            )
+        elif current.quiet_reprompt:
             step.says.append(Say(current.name, current.say or "common.unknown"))
         else:  # short: one line and the same options, not the whole text again
             step.says.append(Say(current.name, current.reprompt or "common.unknown"))
@@ -208,6 +245,38 @@ class Engine:
                 return _trigger(t.input), inp.text
         return None, None
 
+    def _titled(self, state: State, text: str, quiet: bool) -> str | None:
+        """The button or row a typed title names: one this state shows and answers,
+        else one that starts a flow from here (what tapping it would do)."""
+        ids = self.keywords.titled(text)
+        shown = {o.id for o in state.buttons + state.rows}
+        for option_id in ids:
+            answered = self._local_trigger(state, Input(reply_id=option_id), None)[0]
+            if option_id in shown and answered is not None:
+                return option_id
+        for option_id in ids:
+            if self._started_flow(quiet, Input(reply_id=option_id), None) is not None:
+                return option_id
+        return None
+
+    def _suggestible(self, state: State) -> dict[str, str]:
+        """The words and titles that would do something in `state`: STOP, every flow's
+        start words and buttons, and the state's own answers."""
+        if state.name not in self._suggestions:
+            flows = self.flows.flows.values()
+            groups = {"stop", *(g for f in flows for g in f.keywords)}
+            groups.update(t.input for t in state.on if t.input in self.flows.keywords)
+            ids = [i for f in flows for i in f.buttons]
+            shown = {o.id for o in state.buttons + state.rows}
+            ids += [t.input for t in state.on if t.input in shown]
+            self._suggestions[state.name] = self.keywords.suggestions(sorted(groups), ids)
+        return self._suggestions[state.name]
+
+    def _mentioned(self, text: str, quiet: bool) -> Flow | None:
+        """The flow a word inside a longer message starts (`start_on: contains:`)."""
+        flow = self._containers.get(self.keywords.contains(text) or "")
+        return flow if flow is not None and (flow.in_handoff or not quiet) else None
+
     def _started_flow(self, quiet: bool, inp: Input, group: str | None) -> Flow | None:
         flows = [f for f in self.flows.flows.values() if f.in_handoff or not quiet]
         for flow in flows:
@@ -225,10 +294,14 @@ class Engine:
         """Is this input a way out that the inbound limit never holds back (STOP, START,
         erasure: what the flow files mark `unlimited`)?"""
         group = self.keywords.match(inp.text) if inp.text else None
+        tapped: tuple[str | None, ...] = (inp.reply_id,)
+        if inp.text and group is None:
+            group = self.keywords.contains(inp.text)
+            tapped = self.keywords.titled(inp.text)
         groups, buttons, states = self._unlimited
         return (
             (group is not None and group in groups)
-            or (inp.reply_id is not None and inp.reply_id in buttons)
+            or any(i in buttons for i in tapped)
             or (state is not None and state in states)
         )
 
@@ -294,7 +367,7 @@ def _unlimited(flows: FlowSet) -> tuple[set[str], set[str], set[str]]:
     states: set[str] = set()
     for flow in flows.flows.values():
         if flow.unlimited is True:
-            groups.update(flow.keywords)
+            groups.update(flow.keywords + flow.contains)
             buttons.update(flow.buttons)
             for state in flow.states.values():
                 states.add(state.name)

@@ -116,6 +116,8 @@ class Flow:
     # buttons, any answer in its states), or the keyword groups listed.
     unlimited: bool | tuple[str, ...] = False
     media: bool = False  # a picture, voice note, location … (anything but text) starts it
+    # Keyword groups whose words start it from inside a longer message ("can you stop …").
+    contains: tuple[str, ...] = ()
 
 
 @dataclass
@@ -314,9 +316,8 @@ def load_flow(path: Path) -> Flow:
     start_on = data.get("start_on") or {}
     if not isinstance(start_on, dict):
         raise FlowError(where, "start_on must be a mapping")
-    _keys(
-        start_on, {"keywords", "buttons", "referral", "in_handoff", "media"}, _where(path, start_on)
-    )
+    start_keys = {"keywords", "contains", "buttons", "referral", "in_handoff", "media"}
+    _keys(start_on, start_keys, _where(path, start_on))
     return Flow(
         name=name,
         description=str(data.get("description", "")),
@@ -329,6 +330,7 @@ def load_flow(path: Path) -> Flow:
         where=where,
         unlimited=_unlimited(data.get("unlimited", False), where),
         media=bool(start_on.get("media", False)),
+        contains=_str_list(start_on.get("contains"), where, "contains"),
     )
 
 

@@ -1,4 +1,5 @@
-"""Which language the bot speaks to a person: their choice, else their number's country's.
+"""Which language the bot speaks to a person: their choice, else what their words show,
+else their number's country's.
 
 Pure and never raising, like the rest of the jurisdiction decision: it runs on every turn with
 whatever a person typed and whatever number Meta sent.
@@ -7,6 +8,7 @@ whatever a person typed and whatever number Meta sent.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from functools import lru_cache
 
 from babel import Locale
@@ -67,6 +69,15 @@ def decide_language(choice: str | None, e164: str | None) -> tuple[str, str]:
     country = country_of_number(e164) if isinstance(e164, str) else None
     spoken = _country_language(country) if country else None
     return (spoken, "number") if spoken else (DEFAULT_LANGUAGE, "default")
+
+
+def shown_language(languages: Collection[str]) -> str | None:
+    """The one shipped language a message's words show, or None.
+
+    English words do not count: STOP, OK and HELLO are typed by people everywhere,
+    so they say nothing against the language of a person's number."""
+    shown = set(languages) & set(SHIPPED_LANGUAGES) - {DEFAULT_LANGUAGE}
+    return shown.pop() if len(shown) == 1 else None
 
 
 def language_for(choice: str | None, e164: str | None) -> str:

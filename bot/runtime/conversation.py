@@ -15,15 +15,16 @@ from typing import Any
 
 from bot import audit
 from bot.conversation.engine import Engine, Input, Step
-from bot.conversation.render import prefaced
+from bot.conversation.render import Renderer, prefaced
 from bot.crypto import DataKey
 from bot.policy.inbound import InboundLimiter
 from bot.privacy import erasure
 from bot.privacy import person as people_store
 from bot.privacy.jurisdiction import decide, language_for
-from bot.privacy.person import People
+from bot.privacy.language import shown_language
+from bot.privacy.person import People, Person
 from bot.privacy.records import inbound_kept, message_row
-from bot.runtime.effects import Deps, Turn, carry_out
+from bot.runtime.effects import LANGUAGE_GUESS, Deps, Turn, carry_out
 from bot.runtime.outbox import OutItem
 from bot.store import Conn
 from bot.store import contacts as contact_store
@@ -68,9 +69,8 @@ class ConversationTurn:
         person = await self._people.of_party(msg.sender, now)
         profile = person.profile
         turn = Turn(
-            person, msg, now, decide(profile.residence, person.e164),
-            language_for(profile.language, person.e164),
-        )  # fmt: skip
+            person, msg, now, decide(profile.residence, person.e164), self._language(person, msg)
+        )
         before = profile.state
         if msg.is_user_content:
             inp = Input(
@@ -89,6 +89,11 @@ class ConversationTurn:
         items = await self._commit(pending, turn, before)
         return Handled(items, person.pace_key)
 
+    @property
+    def renderer(self) -> Renderer:
+        """The texts as this turn renders them, facts filled in."""
+        return self._deps.renderer
+
     def _handoff_active(self, turn: Turn) -> bool:
         """Someone from support has the chat: handed off, and not left unanswered for
         `handoff_timeout` seconds."""
@@ -96,6 +101,16 @@ class ConversationTurn:
         if row is None or row.handoff_at is None:
             return False
         return not self._handoff_timeout or turn.now - row.handoff_at < self._handoff_timeout
+
+    def _language(self, person: Person, msg: InboundMessage) -> str:
+        """The chosen language; else the one the person's words show ("hola"), kept as a
+        guess (not a choice) until other words show another; else the number's."""
+        profile = person.profile
+        if profile.language is None and msg.type == "text" and msg.text:
+            shown = shown_language(self._engine.keywords.languages(msg.text))
+            if shown is not None:
+                profile.slots[LANGUAGE_GUESS] = shown
+        return language_for(profile.language or profile.slots.get(LANGUAGE_GUESS), person.e164)
 
     def _still_handed_off(self, turn: Turn) -> bool:
         """A handoff nobody answered for `handoff_timeout` seconds goes back to the bot,
@@ -140,8 +155,9 @@ class ConversationTurn:
         renderer = self._deps.renderer
         law_name = renderer.text(turn.language, turn.law, f"law.{turn.law}")
         place = turn.jurisdiction.region or turn.jurisdiction.country
+        params = {"lives_in": place, "law_name": law_name}
         replies = [
-            renderer.render(say, turn.language, turn.law, lives_in=place, law_name=law_name)
+            renderer.render(say, turn.language, turn.law, **params, **dict(say.params))
             for say in step.says
         ]
         if replies and (notice := self._notice_due(turn)):

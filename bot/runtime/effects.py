@@ -69,6 +69,9 @@ class Turn:
         return self.jurisdiction.law.value
 
 
+# The profile slot of a language the person's words showed: a guess, which a choice ends.
+LANGUAGE_GUESS = "language_guess"
+
 Handler = Callable[[Deps, Turn, Effect], Awaitable[None]]
 F = TypeVar("F")
 HANDLERS: dict[str, Handler] = {}
@@ -248,6 +251,7 @@ def _corrected(turn: Turn, event: str, field: str) -> None:
 async def _set_language(deps: Deps, turn: Turn, effect: Effect) -> None:
     if effect.input_id:
         turn.person.profile.language = picked(effect.input_id, "languages")
+        turn.person.profile.slots.pop(LANGUAGE_GUESS, None)
         turn.language = language_for(turn.person.profile.language, turn.person.e164)
         _corrected(turn, "data_corrected", "language")
 
