@@ -189,3 +189,24 @@ def test_flows_check_fails_on_a_right_whose_way_does_not_exist(repo: Path) -> No
 
 def test_shipped_notices_pass_the_check() -> None:
     assert [str(p) for p in check(ROOT / "flows", ROOT / "locales")] == []
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_the_processors_named_are_the_files(
+    sqlite_template: Path, tmp_path: Path, lang: str
+) -> None:
+    flows = tmp_path / "flows"
+    shutil.copytree(ROOT / "flows", flows)
+    path = flows / "policy/notices.yaml"
+    named = path.read_text().replace(
+        "  - {does: hosting}", '  - {name: "Example Cloud Ltd.", does: hosting}'
+    )
+    path.write_text(named)
+    async with TurnKit.open(fresh_sqlite(sqlite_template, tmp_path), flows_dir=flows) as kit:
+        await kit.say(UK, "LANGUAGE")
+        await kit.tap(UK, f"language.{lang}")
+        notice, _ = await kit.say(UK, "JOIN")
+    assert "Meta Platforms (WhatsApp)" in text_of(notice)
+    assert "Example Cloud Ltd." in text_of(notice)
+    unnamed = kit.content.texts.get(lang, None, "processor.unnamed")
+    assert unnamed not in text_of(notice)  # "our provider" only while none is named

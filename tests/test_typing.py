@@ -349,3 +349,13 @@ async def test_a_chosen_language_is_kept_whatever_the_words(kit: TurnKit) -> Non
     await speaking(kit, "en")
     (menu,) = await kit.say(UK, "hola")
     assert MENU_WORD["en"] in text_of(menu)
+
+
+@pytest.mark.parametrize("lang", sorted(GREETING))
+async def test_my_data_says_a_language_guessed_from_the_words_is_a_guess(
+    kit: TurnKit, lang: str
+) -> None:
+    await erased(kit)
+    await kit.say(UK, GREETING[lang])
+    summary, _ = await kit.say(UK, KEYWORDS["my_data"][lang][0])
+    assert text(kit, lang, "data.basis.words") in text_of(summary)

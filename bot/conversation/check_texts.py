@@ -31,7 +31,7 @@ CODE_MESSAGE_IDS: tuple[str, ...] = (
     "common.unknown",
     *(f"data.{n}" for n in ("header", "number", "name", "jurisdiction", "language")),
     *(f"data.{n}" for n in ("residence", "residence.unknown", "suppressed")),
-    *(f"data.basis.{n}" for n in ("stated", "number", "default", "chosen")),
+    *(f"data.basis.{n}" for n in ("stated", "number", "default", "chosen", "words")),
     *(f"data.{n}" for n in ("consent", "no_consent", "messages", "handoffs")),
     *(f"consent.{n}" for n in ("granted", "revoked", "pending", "declined")),
     *(f"consent.method.whatsapp_{n}" for n in ("double_opt_in", "stop", "preferences")),

@@ -78,7 +78,7 @@ class Notices:
             *(f"processor.{does}" for does in sorted({does for _, does in self.processors})),
             *(f"notice.{part}" for part in sorted(TEXT_PARTS)),
             "notice.retention", "notice.retention_item", "notice.processor", "notice.separator",
-            "days.one", "days.other",
+            "days.one", "days.other", "processor.unnamed",
             "authority.unknown", self.first_contact.notice,
         )  # fmt: skip
 
@@ -155,10 +155,11 @@ def _how(file: str, line: int, name: str, raw: Any) -> How:
 
 
 def _processor(file: str, raw: Any) -> tuple[str, str]:
-    if not isinstance(raw, dict) or not raw.get("name") or not raw.get("does"):
+    """(name, does); a processor not yet named is "" (shown as the text `processor.unnamed`)."""
+    if not isinstance(raw, dict) or not raw.get("does"):
         line = raw.get("__line__") if isinstance(raw, dict) else None
-        raise DataFileError(file, line, "processors: each needs a name and what it does")
-    return str(raw["name"]), str(raw["does"])
+        raise DataFileError(file, line, "processors: each needs what it does (and its name)")
+    return str(raw.get("name") or ""), str(raw["does"])
 
 
 class NoticeFacts:
@@ -219,8 +220,11 @@ class NoticeFacts:
         )  # fmt: skip
 
     def _recipients(self, lang: str, law: str, place: str | None, text: TextOf) -> str:
-        named = [text("notice.processor", name=name, does=text(f"processor.{does}"))
-                 for name, does in self.notices.processors]  # fmt: skip
+        named = [
+            text("notice.processor", name=name or text("processor.unnamed"),
+                 does=text(f"processor.{does}"))
+            for name, does in self.notices.processors
+        ]  # fmt: skip
         return text("notice.separator").join(named)
 
     def _rights(self, lang: str, law: str, place: str | None, text: TextOf) -> str:
