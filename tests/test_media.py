@@ -131,11 +131,6 @@ async def kit(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[TurnKit]:
         yield opened
 
 
-async def speaking(kit: TurnKit, lang: str) -> None:
-    await kit.say(UK, "LANGUAGE")
-    await kit.tap(UK, f"language.{lang}")
-
-
 def media_text(kit: TurnKit, lang: str) -> str:
     return kit.content.texts.get(lang, "gdpr", "common.media")
 
@@ -163,7 +158,7 @@ async def known(kit: TurnKit) -> bool:
 @pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("kind", MEDIA)
 async def test_media_gets_told_the_bot_reads_only_text(kit: TurnKit, kind: str, lang: str) -> None:
-    await speaking(kit, lang)
+    await kit.speaking(UK, lang)
     (reply,) = await kit.send(UK, media(kind))
     said = text_of(reply)
     assert said == media_text(kit, lang)

@@ -58,12 +58,6 @@ async def kit(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[TurnKit]:
         yield opened
 
 
-async def speaking(kit: TurnKit, who: str, lang: str) -> None:
-    """The person picks their language (the bot answers in it from then on)."""
-    await kit.say(who, "LANGUAGE")
-    await kit.tap(who, f"language.{lang}")
-
-
 async def summary(kit: TurnKit, who: str, name: str | None = None) -> str:
     """The MY DATA summary `who` reads (the first of its two replies)."""
     first, _next = await kit.say(who, "MY DATA", name)
@@ -141,7 +135,7 @@ async def test_my_data_after_erasure_tells_of_the_do_not_contact_entry(
 async def test_the_do_not_contact_entry_in_every_language(kit: TurnKit, lang: str) -> None:
     await kit.say(UK, "DELETE MY DATA")
     await kit.tap(UK, "erase.yes")
-    await speaking(kit, UK, lang)
+    await kit.speaking(UK, lang)
     entry = line_with(await summary(kit, UK), DO_NOT_CONTACT[lang])
     assert ONE_WAY_CODE[lang] in entry and STOP_WORD[lang] in entry
 
@@ -166,7 +160,7 @@ async def test_the_operators_export_of_an_erased_number_shows_the_entry(kit: Tur
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 async def test_a_stated_country_is_named_in_the_persons_language(kit: TurnKit, lang: str) -> None:
-    await speaking(kit, UK, lang)
+    await kit.speaking(UK, lang)
     await kit.say(UK, "RESIDENCE")
     await kit.tap(UK, "residence.FR")
     text = await summary(kit, UK)
@@ -177,7 +171,7 @@ async def test_a_stated_country_is_named_in_the_persons_language(kit: TurnKit, l
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 async def test_california_is_named_by_its_own_text(kit: TurnKit, lang: str) -> None:
-    await speaking(kit, UK, lang)
+    await kit.speaking(UK, lang)
     await kit.say(UK, "RESIDENCE")
     await kit.tap(UK, "residence.US-CA")
     text = await summary(kit, UK)
@@ -189,7 +183,7 @@ async def test_california_is_named_by_its_own_text(kit: TurnKit, lang: str) -> N
 async def test_a_country_guessed_from_the_number_is_named_as_a_guess(
     kit: TurnKit, lang: str
 ) -> None:
-    await speaking(kit, GERMANY, lang)
+    await kit.speaking(GERMANY, lang)
     text = await summary(kit, GERMANY)
     assert GUESSED[lang] in line_with(text, GERMANY_NAME[lang])
 
@@ -208,7 +202,7 @@ async def test_no_country_when_neither_said_nor_guessed(kit: TurnKit) -> None:
 async def test_message_categories_are_named_in_the_persons_language(
     kit: TurnKit, lang: str
 ) -> None:
-    await speaking(kit, UK, lang)
+    await kit.speaking(UK, lang)
     text = await summary(kit, UK)
     assert OUR_CHAT[lang] in text
     if lang != "en":
@@ -227,7 +221,7 @@ async def test_a_category_without_a_label_is_shown_by_its_name(kit: TurnKit) -> 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 async def test_a_chosen_language_is_said_to_be_chosen(kit: TurnKit, lang: str) -> None:
-    await speaking(kit, UK, lang)
+    await kit.speaking(UK, lang)
     assert CHOSEN[lang] in await summary(kit, UK)
 
 

@@ -12,6 +12,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,15 +48,18 @@ async def kit(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[TurnKit]:
         yield opened
 
 
+async def joined(kit: TurnKit, who: str, lang: str) -> list[dict[str, Any]]:
+    """`who` picks `lang` and sends JOIN: the notice and its question."""
+    await kit.speaking(who, lang)
+    return await kit.say(who, "JOIN")
+
+
 @pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("law", list(PERSON))
 async def test_every_notice_states_the_retention_in_force(
     kit: TurnKit, law: str, lang: str
 ) -> None:
-    who = PERSON[law]
-    await kit.say(who, "LANGUAGE")
-    await kit.tap(who, f"language.{lang}")
-    notice, question = await kit.say(who, "JOIN")
+    notice, question = await joined(kit, PERSON[law], lang)
     text = text_of(notice)
     for period in PERIODS[lang]:
         assert period in text, f"{law}/{lang} notice lacks {period!r}:\n{text}"
@@ -70,10 +74,7 @@ async def test_every_notice_states_the_retention_in_force(
 async def test_every_right_in_a_notice_comes_with_its_way(
     kit: TurnKit, law: str, lang: str
 ) -> None:
-    who = PERSON[law]
-    await kit.say(who, "LANGUAGE")
-    await kit.tap(who, f"language.{lang}")
-    notice, _ = await kit.say(who, "JOIN")
+    notice, _ = await joined(kit, PERSON[law], lang)
     text = text_of(notice)
     for group in ("my_data", "stop", "correct"):  # access, withdrawal, correction: their words
         assert KEYWORDS[group][lang][0] in text, f"{law}/{lang} lacks {group}:\n{text}"
@@ -139,8 +140,7 @@ async def test_a_new_policy_version_is_announced_once_more(
 @pytest.mark.parametrize("lang", LANGUAGES)
 async def test_stop_says_what_is_still_kept(kit: TurnKit, lang: str) -> None:
     who = NEWCOMER[lang]
-    await kit.say(who, "LANGUAGE")
-    await kit.tap(who, f"language.{lang}")
+    await kit.speaking(who, lang)
     (confirmation,) = await kit.say(who, KEYWORDS["stop"][lang][0])
     assert PERIODS[lang][0] in text_of(confirmation)  # our chat: still 45 days
     assert KEYWORDS["erase"][lang][0] in text_of(confirmation)  # and how to erase it now
@@ -203,9 +203,7 @@ async def test_the_processors_named_are_the_files(
     )
     path.write_text(named)
     async with TurnKit.open(fresh_sqlite(sqlite_template, tmp_path), flows_dir=flows) as kit:
-        await kit.say(UK, "LANGUAGE")
-        await kit.tap(UK, f"language.{lang}")
-        notice, _ = await kit.say(UK, "JOIN")
+        notice, _ = await joined(kit, UK, lang)
     assert "Meta Platforms (WhatsApp)" in text_of(notice)
     assert "Example Cloud Ltd." in text_of(notice)
     unnamed = kit.content.texts.get(lang, None, "processor.unnamed")

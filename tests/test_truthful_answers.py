@@ -40,12 +40,6 @@ async def kit(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[TurnKit]:
         yield opened
 
 
-async def speaking(kit: TurnKit, lang: str) -> None:
-    """The person picks their language (the bot answers in it from then on)."""
-    await kit.say(UK, "LANGUAGE")
-    await kit.tap(UK, f"language.{lang}")
-
-
 async def known(kit: TurnKit) -> bool:
     return bool(await kit.sql("SELECT id FROM contacts"))
 
@@ -64,7 +58,7 @@ async def test_a_generic_yes_never_erases(kit: TurnKit, word: str) -> None:
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 async def test_the_erase_word_typed_again_confirms(kit: TurnKit, lang: str) -> None:
-    await speaking(kit, lang)
+    await kit.speaking(UK, lang)
     await kit.say(UK, ERASE_WORD[lang])
     (farewell,) = await kit.say(UK, ERASE_WORD[lang])
     assert not await known(kit)
@@ -133,7 +127,7 @@ async def test_no_after_an_earlier_yes_withdraws_and_says_so(kit: TurnKit, answe
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 async def test_the_stop_reply_says_every_business_message_stops(kit: TurnKit, lang: str) -> None:
-    await speaking(kit, lang)
+    await kit.speaking(UK, lang)
     (reply,) = await kit.say(UK, KEYWORDS["stop"][lang][0])
     text = text_of(reply)
     assert MARKETING_WORD[lang] not in text, "STOP stops more than marketing"

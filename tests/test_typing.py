@@ -51,14 +51,8 @@ def text(kit: TurnKit, lang: str, message_id: str, **params: Any) -> str:
     return kit.conversation.renderer.text(lang, "gdpr", message_id, lives_in="GB", **params)
 
 
-async def speaking(kit: TurnKit, lang: str, who: str = UK) -> None:
-    """The person picks their language (the bot answers in it from then on)."""
-    await kit.say(who, "LANGUAGE")
-    await kit.tap(who, f"language.{lang}")
-
-
 async def opted_in(kit: TurnKit, lang: str) -> None:
-    await speaking(kit, lang)
+    await kit.speaking(UK, lang)
     await kit.say(UK, "JOIN")
     await kit.tap(UK, "optin.yes")
     assert await kit.consent(UK) == "granted"
@@ -197,7 +191,7 @@ YES_DELETE = {"en": "yes, delete", "de": "Ja, löschen", "fr": "Oui, supprimer",
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 async def test_a_typed_menu_title_does_what_tapping_it_does(kit: TurnKit, lang: str) -> None:
-    await speaking(kit, lang)
+    await kit.speaking(UK, lang)
     (where,) = await kit.say(UK, WHERE[lang])
     assert text_of(where) == text(kit, lang, "residence.ask")
     assert "residence.DE" in options_of(where)
@@ -215,7 +209,7 @@ async def test_a_typed_stop_title_stops_at_once(kit: TurnKit, lang: str) -> None
 
 
 async def test_a_title_works_in_any_shipped_language(kit: TurnKit) -> None:
-    await speaking(kit, "en")
+    await kit.speaking(UK, "en")
     (waiting,) = await kit.say(UK, TALK["de"])
     assert text_of(waiting) == text(kit, "en", "agent.waiting")
 
@@ -224,7 +218,7 @@ async def test_a_title_works_in_any_shipped_language(kit: TurnKit) -> None:
 async def test_the_typed_confirm_title_at_the_erase_question_erases(
     kit: TurnKit, lang: str
 ) -> None:
-    await speaking(kit, lang)
+    await kit.speaking(UK, lang)
     await kit.say(UK, "DELETE MY DATA")
     (farewell,) = await kit.say(UK, YES_DELETE[lang])
     assert text_of(farewell) == text(kit, lang, "erase.done")
@@ -233,7 +227,7 @@ async def test_the_typed_confirm_title_at_the_erase_question_erases(
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 async def test_the_confirm_title_typed_elsewhere_erases_nothing(kit: TurnKit, lang: str) -> None:
-    await speaking(kit, lang)
+    await kit.speaking(UK, lang)
     await kit.say(UK, "MY DATA")  # the data summary, whose buttons are not the erase question
     await kit.say(UK, YES_DELETE[lang])
     await kit.say(UK, "hello")
@@ -242,7 +236,7 @@ async def test_the_confirm_title_typed_elsewhere_erases_nothing(kit: TurnKit, la
 
 
 async def test_a_typed_erase_title_asks_before_erasing(kit: TurnKit) -> None:
-    await speaking(kit, "fr")
+    await kit.speaking(UK, "fr")
     await kit.say(UK, "MES DONNÉES")
     (question,) = await kit.say(UK, "Effacer mes données")  # the summary's own button title
     assert set(options_of(question)) == {"erase.yes", "erase.no"}
@@ -262,7 +256,7 @@ NEAR = {
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 async def test_a_near_miss_gets_a_suggestion_with_the_menu(kit: TurnKit, lang: str) -> None:
-    await speaking(kit, lang)
+    await kit.speaking(UK, lang)
     typed, meant = NEAR[lang]
     (reply,) = await kit.say(UK, typed)
     assert text_of(reply) == text(kit, lang, "common.did_you_mean", suggestion=meant)
@@ -298,7 +292,7 @@ async def test_a_near_miss_at_the_erase_question_erases_nothing(kit: TurnKit) ->
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 async def test_an_unknown_place_is_said_to_be_not_understood(kit: TurnKit, lang: str) -> None:
-    await speaking(kit, lang)
+    await kit.speaking(UK, lang)
     await kit.say(UK, "RESIDENCE")
     (sorry, again) = await kit.say(UK, "Atlantis")
     assert text_of(sorry) == text(kit, lang, "residence.unknown")
@@ -346,7 +340,7 @@ async def test_english_words_leave_the_numbers_language(kit: TurnKit, who: str) 
 
 
 async def test_a_chosen_language_is_kept_whatever_the_words(kit: TurnKit) -> None:
-    await speaking(kit, "en")
+    await kit.speaking(UK, "en")
     (menu,) = await kit.say(UK, "hola")
     assert MENU_WORD["en"] in text_of(menu)
 

@@ -146,6 +146,11 @@ class TurnKit:
     async def tap(self, who: str, reply_id: str, title: str = "x") -> list[dict[str, Any]]:
         return await self.send(who, tapped(reply_id, title))
 
+    async def speaking(self, who: str, lang: str) -> None:
+        """`who` picks their language: the bot answers in it from then on."""
+        await self.say(who, "LANGUAGE")
+        await self.tap(who, f"language.{lang}")
+
     # Looking -------------------------------------------------------------------------------
 
     async def sql(self, query: str, **params: Any) -> list[Any]:

@@ -192,11 +192,9 @@ async def _show_data(deps: Deps, turn: Turn, effect: Effect) -> None:
     def text(message_id: str, **params: Any) -> str:
         return deps.renderer.text(turn.language, turn.law, message_id, **params)
 
-    _, language_basis = decide_language(person.profile.language, person.e164)
-    if (
-        person.profile.language is None
-        and person.profile.slots.get(LANGUAGE_GUESS) == turn.language
-    ):
+    usual, language_basis = decide_language(person.profile.language, person.e164)
+    guess = person.profile.slots.get(LANGUAGE_GUESS)
+    if person.profile.language is None and guess == turn.language != usual:
         language_basis = "words"  # "hola" from a UK number: answered, and told, in Spanish
     summary = access.summary_lines(
         held, contact=access.contact_view(person), jurisdiction=turn.jurisdiction,
