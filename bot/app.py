@@ -28,6 +28,7 @@ from quart import Quart, Response, current_app
 
 from bot.config import Settings
 from bot.services import Role, Services, load_content, open_services
+from bot.webhook import access_log
 from bot.webhook.routes import create_blueprint
 
 EXTENSION = "bot"  # where the running app keeps its services (`app.extensions`)
@@ -58,6 +59,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.BOT_MAX_BODY_BYTES
     app.config["BODY_TIMEOUT"] = 30
     content = load_content(settings)
+    access_log.install(app, settings)
     app.register_blueprint(create_blueprint(settings))
 
     if settings.simulator:

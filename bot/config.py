@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ class SettingsError(BotError):
 class MasterKey:
     kid: str
     key: bytes
+
+
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
 def _b64_32(value: str) -> bytes:
@@ -98,6 +102,13 @@ class Settings(BaseSettings):
     BOT_PURGE_INTERVAL: int = Field(default=3600, ge=0)
     BOT_FLOWS_DIR: str = ""
     BOT_LOCALES_DIR: str = ""
+    BOT_WEBHOOK_ALLOW_FROM: str = ""
+    BOT_TRUSTED_PROXIES: str = ""
+    BOT_ACCESS_LOG: bool = True
+    BOT_UNREACHABLE_DAYS: int = Field(default=30, ge=0, le=3650)
+    BOT_ALERT_INBOUND_MESSAGES: int = Field(default=0, ge=0)
+    BOT_ALERT_INBOUND_DELIVERIES: int = Field(default=0, ge=0)
+    BOT_PUBLIC_URL: str = ""
 
     @field_validator("BOT_MASTER_KEYS")
     @classmethod
@@ -135,6 +146,19 @@ class Settings(BaseSettings):
     def _check_api_url(cls, value: str) -> str:
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("BOT_WEBHOOK_ALLOW_FROM", "BOT_TRUSTED_PROXIES")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @field_validator("BOT_PUBLIC_URL")
+    @classmethod
+    def _check_public_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL, e.g. https://bot.example.com")
         return value.rstrip("/")
 
     @field_validator("BOT_LOG_LEVEL")
@@ -215,6 +239,16 @@ class Settings(BaseSettings):
         return _b64_32(self.BOT_INDEX_KEY)
 
     @property
+    def webhook_allow_from(self) -> Networks:
+        """Sources that may POST /webhook; empty: everyone."""
+        return parse_networks(self.BOT_WEBHOOK_ALLOW_FROM)
+
+    @property
+    def trusted_proxies(self) -> Networks:
+        """Reverse proxies whose `X-Forwarded-For` names the real source."""
+        return parse_networks(self.BOT_TRUSTED_PROXIES)
+
+    @property
     def retention_days(self) -> dict[str, int]:
         return parse_retention(self.BOT_RETENTION)
 
@@ -241,6 +275,19 @@ class Settings(BaseSettings):
         if self.DATABASE_URL.startswith(prefix):
             return Path(self.DATABASE_URL[len(prefix) :])
         return None
+
+
+def parse_networks(value: str) -> Networks:
+    """`173.252.64.0/18, 2a03:2880::/32` → networks; a bare address is a /32 (or /128)."""
+    networks = []
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not an address or CIDR range") from None
+    return tuple(networks)
 
 
 def parse_retention(value: str) -> dict[str, int]:

@@ -29,6 +29,7 @@ from bot.store import StoreUnavailable
 from bot.store import inbox as inbox_store
 from bot.store.db import Database
 from bot.webhook import signature
+from bot.webhook.sources import allowed, source_of
 from bot.whatsapp.events import PayloadError, ValueErrors, parse_webhook
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,20 @@ async def _audit_refusal(deps: WebhookDeps, reason: str, size: int) -> None:
         log.error("could not audit a refused webhook (%s)", type(exc).__name__)
 
 
+def _source_refused(settings: Settings, deps: WebhookDeps) -> Response | None:
+    """403 for a delivery from outside `BOT_WEBHOOK_ALLOW_FROM`, before its body is read.
+    Counted (`bot_webhook_deliveries{outcome="source_refused"}`), not audited: a scan
+    from the internet would otherwise write a row per request."""
+    allow_from = settings.webhook_allow_from
+    if not allow_from:
+        return None
+    source = source_of(request.remote_addr, request.headers, settings.trusted_proxies)
+    if allowed(source, allow_from):
+        return None
+    deps.observer.delivery_answered("source_refused")
+    return _plain(403, "source not allowed")
+
+
 def create_blueprint(settings: Settings) -> Blueprint:
     """The routes, registered when the app is made; what a delivery is stored with is
     found on the running app (`_deps`), since it is built once the store is open."""
@@ -111,6 +126,8 @@ def create_blueprint(settings: Settings) -> Blueprint:
     @bp.post("/webhook")
     async def deliver() -> Response:
         deps = _deps()
+        if (refused := _source_refused(settings, deps)) is not None:
+            return refused
         body = await request.get_data(cache=False)
         assert isinstance(body, bytes)
         if not signature.verify(secrets, body, request.headers.get("X-Hub-Signature-256")):
