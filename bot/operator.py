@@ -106,7 +106,10 @@ async def send_template(
     db, people = await _open(settings)
     try:
         send = TemplateSend(e164, template, category, params, language)
-        return await queue_template(db, people, templates, send, tier=settings.messaging_tier)
+        return await queue_template(
+            db, people, templates, send, tier=settings.messaging_tier,
+            unreachable_days=settings.BOT_UNREACHABLE_DAYS,
+        )  # fmt: skip
     except SendRefused as refused:
         raise OperatorError(f"refused: {refused.reason.value}: {refused.explanation}") from None
     finally:

@@ -335,7 +335,9 @@ def build_outbox(
     alarm: Alarm = NULL,
 ) -> Outbox:
     """The one way out to Meta: gate, pacing, retries, failure watch."""
-    gate = SendGate(db, owner, templates, observer=observer)
+    gate = SendGate(
+        db, owner, templates, observer=observer, unreachable_days=settings.BOT_UNREACHABLE_DAYS
+    )
     rates = Rates(
         per_second=settings.BOT_SEND_PER_SECOND,
         recipient_per_minute=settings.BOT_RECIPIENT_PER_MINUTE,

@@ -17,7 +17,16 @@ from typing import Any, NoReturn
 
 from bot import audit
 from bot.errors import BotError
-from bot.policy.gate import Category, Facts, Reason, Request, business_initiated, decide, explain
+from bot.policy.gate import (
+    Category,
+    Facts,
+    Reason,
+    Request,
+    business_initiated,
+    decide,
+    explain,
+    unreachable_until,
+)
 from bot.policy.sending import refusal_event, template_status
 from bot.policy.templates import Registry, TemplateRefused
 from bot.privacy import person as people_store
@@ -60,6 +69,9 @@ class TemplateSend:
     language: str | None = None  # default: the person's language, else the number's
 
 
+UNREACHABLE_DAYS = 30  # `BOT_UNREACHABLE_DAYS`'s default
+
+
 @dataclass(slots=True)
 class _Recipient:
     """Whom a business-initiated message is for, as the gate and the audit see them."""
@@ -69,14 +81,19 @@ class _Recipient:
     subject: str  # their pseudonym for the audit log ("unknown" if never met)
 
 
-async def _recipient(db: Database, people: People, e164: str, now: float) -> _Recipient:
+async def _recipient(
+    db: Database, people: People, e164: str, now: float, unreachable_days: int = UNREACHABLE_DAYS
+) -> _Recipient:
     person = await people.of_number(e164, now)
     suppressed = await db.read(policy_store.is_suppressed, *person.indexes)
+    last_inbound_at = person.row.last_inbound_at if person.row else None
+    marked = await db.read(policy_store.unreachable_at, person.contact_id) if person.row else None
     facts = Facts(
         known=person.known,
         marketing=person.marketing,
-        last_inbound_at=person.row.last_inbound_at if person.row else None,
+        last_inbound_at=last_inbound_at,
         suppressed=suppressed,
+        unreachable_until=unreachable_until(marked, last_inbound_at, unreachable_days),
     )
     return _Recipient(person, facts, person.pseudonym if person.known else UNKNOWN)
 
@@ -90,10 +107,11 @@ async def queue_template(
     tier: int | None,
     actor: str = OPERATOR,
     now: float | None = None,
+    unreachable_days: int = UNREACHABLE_DAYS,
 ) -> Queued:
     """Queue one template message, or raise `SendRefused` (already audited)."""
     now = time.time() if now is None else now
-    person = await _recipient(db, people, send.e164, now)
+    person = await _recipient(db, people, send.e164, now, unreachable_days)
     detail = {"template": send.template[:64]}
     try:
         category = Category(send.category)

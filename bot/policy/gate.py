@@ -12,6 +12,9 @@ The rules, in the order they are checked:
 - an erased person gets nothing but the one erasure confirmation;
 - a suppressed person (STOP, erasure) gets no business-initiated message; a
   reply to something they wrote themselves is still answered;
+- a number Meta reported undeliverable (131026) gets nothing for
+  `BOT_UNREACHABLE_DAYS`, or until the person writes again: each send would be
+  refused by Meta and still cost its quota;
 - a template must be registered, approved and of the category it is sent as;
 - marketing needs active marketing consent;
 - outside the 24-hour customer service window only templates may go.
@@ -47,6 +50,7 @@ class Reason(StrEnum):
     NO_CONSENT = "no_consent"
     OUTSIDE_WINDOW = "outside_window"
     TIER_EXHAUSTED = "tier_exhausted"
+    UNREACHABLE = "unreachable"
 
 
 # What each reason means, in words, for whoever asked to send (`python -m bot send` prints
@@ -65,6 +69,10 @@ EXPLANATIONS: dict[Reason, str] = {
     Reason.NO_CONSENT: "this person has not opted in to marketing",
     Reason.OUTSIDE_WINDOW: (
         "this person has not written in the last 24 hours; only a template may go"
+    ),
+    Reason.UNREACHABLE: (
+        "this number was reported undeliverable by WhatsApp recently; nothing is sent to it "
+        "until the person writes again or the pause ends"
     ),
     Reason.TIER_EXHAUSTED: (
         "the messaging tier is used up: no more new people may be written to first "
@@ -104,9 +112,20 @@ class Facts:
     marketing: str | None  # marketing consent: granted, pending, revoked or None
     last_inbound_at: float | None
     suppressed: bool
+    unreachable_until: float | None = None  # see `unreachable_until`
 
     def window_open(self, now: float) -> bool:
         return self.last_inbound_at is not None and now - self.last_inbound_at < WINDOW
+
+
+def unreachable_until(
+    marked_at: float | None, last_inbound_at: float | None, days: int
+) -> float | None:
+    """Until when a number Meta called undeliverable (131026) at `marked_at` gets
+    nothing; None when it was never marked, or the person wrote since."""
+    if marked_at is None or (last_inbound_at is not None and last_inbound_at >= marked_at):
+        return None
+    return marked_at + days * 86400
 
 
 UNKNOWN = Facts(known=False, marketing=None, last_inbound_at=None, suppressed=False)
@@ -132,6 +151,8 @@ def decide(
     service = request.category is Category.SERVICE and request.template is None
     if facts.suppressed and not (service and facts.window_open(now)):
         return Reason.SUPPRESSED
+    if facts.unreachable_until is not None and now < facts.unreachable_until:
+        return Reason.UNREACHABLE
     if request.template is not None:
         if template is None:
             return Reason.UNKNOWN_TEMPLATE

@@ -15,7 +15,15 @@ from typing import Any
 
 from bot import audit
 from bot.observers import NULL, GateObserver
-from bot.policy.gate import Category, Facts, Reason, Request, TemplateStatus, decide
+from bot.policy.gate import (
+    Category,
+    Facts,
+    Reason,
+    Request,
+    TemplateStatus,
+    decide,
+    unreachable_until,
+)
 from bot.policy.templates import Registry
 from bot.store import Conn, Unit
 from bot.store import messages as message_store
@@ -42,8 +50,10 @@ class SendGate:
         owner: str,
         templates: Registry,
         observer: GateObserver = NULL,
+        unreachable_days: int = 30,
     ) -> None:
         self._db = db
+        self._unreachable_days = unreachable_days
         self._owner = owner
         self._templates = templates
         self._observer = observer
@@ -68,6 +78,9 @@ class SendGate:
             marketing=found.marketing,
             last_inbound_at=found.last_inbound_at,
             suppressed=found.suppressed,
+            unreachable_until=unreachable_until(
+                found.unreachable_at, found.last_inbound_at, self._unreachable_days
+            ),
         )
         request = Request(_category(category), template, confirmation)
         status = template_status(self._templates, template) if template else None

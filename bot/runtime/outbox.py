@@ -33,6 +33,7 @@ from bot.runtime.alerts import FailureWatch
 from bot.runtime.pacing import PAUSE_ALL, PAUSE_MARKETING, Pacing
 from bot.store import Conn, StoreUnavailable
 from bot.store import messages as store
+from bot.store import policy as policy_store
 from bot.store.db import Database
 from bot.whatsapp.client import GraphClient
 from bot.whatsapp.errors import Action, GraphError
@@ -40,6 +41,7 @@ from bot.whatsapp.messages import UPLOAD_KEY
 
 log = logging.getLogger(__name__)
 MARKETING_STOPPED = 131050  # the person stopped marketing messages in WhatsApp
+UNDELIVERABLE = 131026  # the number is not on WhatsApp, or cannot receive: sends pause
 MARKETING_HELD = {131049}  # a marketing message held back for ecosystem health
 STORE_RETRY = 1.0  # seconds before a send (or its bookkeeping) that the store failed is retried
 
@@ -360,6 +362,8 @@ class Outbox:
 
                 def failed(conn: Conn) -> None:
                     store.mark_failed(conn, item.message_id, err.code, title, now)
+                    if err.code == UNDELIVERABLE:
+                        policy_store.mark_unreachable(conn, now, message_id=item.message_id)
                     audit.append(conn, [event])
 
                 await self._db.write(failed)

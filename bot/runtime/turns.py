@@ -23,10 +23,11 @@ from bot.policy.limits import Limits, LimitsUnavailable
 from bot.privacy.consent import QuietRevocation
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.inbox import open_event
-from bot.runtime.outbox import Outbox, OutItem
+from bot.runtime.outbox import UNDELIVERABLE, Outbox, OutItem
 from bot.store import StoreUnavailable
 from bot.store import inbox as inbox_store
 from bot.store import messages as message_store
+from bot.store import policy as policy_store
 from bot.store.db import Database
 from bot.whatsapp.errors import safe_title
 from bot.whatsapp.events import InboundMessage, PreferenceUpdate, StatusUpdate
@@ -232,6 +233,8 @@ class TurnRunner:
                 error.code if error else None,
                 safe_title(error.title) if error else None,
             )
+            if matched and error is not None and error.code == UNDELIVERABLE:
+                policy_store.mark_unreachable(conn, now, wamid_index=wamid_index)
             waited_enough = pending.attempts >= STATUS_WAIT_ROUNDS
             state = inbox_store.DONE if matched or waited_enough else inbox_store.WAITING
             inbox_store.finish(conn, pending.id, now, state)

@@ -26,6 +26,7 @@ class Recipient:
     last_inbound_at: float | None
     marketing: str | None
     suppressed: bool
+    unreachable_at: float | None = None
 
 
 _suppressed = (
@@ -47,6 +48,7 @@ _FOR_MESSAGE = Query(
         contacts.c.last_inbound_at,
         consents.c.status,
         _suppressed,
+        contacts.c.unreachable_at,
     )
     .outerjoin(contacts, contacts.c.id == messages.c.contact_id)
     .outerjoin(
@@ -62,8 +64,10 @@ def recipient_of(conn: Connection | Bare, message_id: str) -> Recipient:
     rows = _FOR_MESSAGE.fetch(conn, {"mid": message_id})
     if not rows:
         return Recipient(None, None, None, None, None, False)
-    status, owner, contact_id, last_inbound_at, marketing, suppressed = rows[0]
-    return Recipient(status, owner, contact_id, last_inbound_at, marketing, bool(suppressed))
+    status, owner, contact_id, last_inbound_at, marketing, suppressed, unreachable = rows[0]
+    return Recipient(
+        status, owner, contact_id, last_inbound_at, marketing, bool(suppressed), unreachable
+    )
 
 
 def is_suppressed(conn: Connection, *indexes: str | None) -> bool:
@@ -72,6 +76,22 @@ def is_suppressed(conn: Connection, *indexes: str | None) -> bool:
         return False
     query = select(suppressions.c.phone_index).where(suppressions.c.phone_index.in_(keys))
     return conn.execute(query.limit(1)).first() is not None
+
+
+def unreachable_at(conn: Connection, contact_id: str) -> float | None:
+    """When Meta last called this person's number undeliverable (None: never)."""
+    query = select(contacts.c.unreachable_at).where(contacts.c.id == contact_id)
+    return conn.execute(query).scalar()
+
+
+def mark_unreachable(
+    conn: Connection, now: float, *, message_id: str | None = None, wamid_index: str | None = None
+) -> None:
+    """Meta called the recipient of this message (by our id or by Meta's, keyed)
+    undeliverable: remember it on their contact row, by blind index, never the number."""
+    which = messages.c.id == message_id if message_id else messages.c.wamid_index == wamid_index
+    whose = select(messages.c.contact_id).where(which).scalar_subquery()
+    conn.execute(update(contacts).where(contacts.c.id == whose).values(unreachable_at=now))
 
 
 def lift_suppression(conn: Connection, *indexes: str | None) -> None:

@@ -45,6 +45,9 @@ class Contact(SQLModel, table=True):
     # Start of the business-initiated conversation that counts toward the messaging
     # tier (unique people the business wrote to first in a rolling 24 hours).
     initiated_at: float | None = Field(default=None, index=True)
+    # When Meta last called this number undeliverable (131026): business sends pause
+    # (`BOT_UNREACHABLE_DAYS`) unless the person wrote since.
+    unreachable_at: float | None = None
 
 
 class InboxEvent(SQLModel, table=True):
@@ -174,5 +177,18 @@ class AuditEntry(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
-ALL_TABLES = [DataKey, Contact, InboxEvent, Message, Consent, ConsentEvent, Suppression, AuditEntry]
+class MasterKeySeen(SQLModel, table=True):
+    """When each master key id was first used here, for its age against the rotation
+    period (`python -m bot doctor`). Ids only, never key material."""
+
+    __tablename__ = "master_keys_seen"
+
+    kid: str = Field(primary_key=True, max_length=64)
+    first_seen_at: float
+
+
+ALL_TABLES = [
+    DataKey, Contact, InboxEvent, Message, Consent, ConsentEvent, Suppression, AuditEntry,
+    MasterKeySeen,
+]  # fmt: skip
 metadata = SQLModel.metadata
