@@ -10,10 +10,15 @@ How an operator rotates (the bot keeps running throughout):
 
 Only the small wrapped keys change; no sealed field is touched, so a rotation
 of millions of people takes minutes, not hours. Each batch is audited.
+
+When a master key id is first used (the server's start, a rotation) it is recorded
+(`master_keys_seen`), so `python -m bot doctor` can hold its age against the
+90-day rotation period.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from bot import audit
@@ -49,6 +54,7 @@ async def rotate(
 ) -> Rotation:
     """Re-wrap until no data key is under another master key."""
     result = Rotation()
+    await db.write(store.note_master_key, keyring.active_kid, time.time())
     while True:
         n = await db.write(_batch, keyring, batch_size, actor)
         if not n:

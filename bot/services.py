@@ -37,7 +37,7 @@ from bot.privacy.countries import COUNTRIES_FILE, Countries, load_countries
 from bot.privacy.notices import NOTICES_FILE, NoticeFacts, Notices, load_notices
 from bot.privacy.person import People
 from bot.privacy.retention import purge_forever
-from bot.runtime.alerts import Alerts, FailureWatch
+from bot.runtime.alerts import Alerts, FailureWatch, InboundWatch
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.effects import CONDITION_CHECKS, Deps
 from bot.runtime.feed import OutboxFeed
@@ -188,6 +188,7 @@ async def open_services(
     await db.start()  # migrations first: the system keys are kept in the store
     try:
         keys = await system_keys(db, keyring)
+        await db.write(key_store.note_master_key, keyring.active_kid, time.time())
         services = build_services(settings, content, keyring, db, keys, clock, role, share)
     except BaseException:
         await db.stop()
@@ -269,7 +270,12 @@ def build_services(
         turns=lambda: turns.active,
     )
     notify: Callable[[Iterable[str]], None] = turns.notify if role == "all" else _nobody
-    webhook = WebhookDeps(keyring, db, keys.inbox, notify, observer=metrics)
+    volume = InboundWatch(
+        metrics, alerts, deliveries=settings.BOT_ALERT_INBOUND_DELIVERIES,
+        messages=settings.BOT_ALERT_INBOUND_MESSAGES, window=settings.BOT_ALERT_WINDOW,
+        clock=clock,
+    )  # fmt: skip
+    webhook = WebhookDeps(keyring, db, keys.inbox, notify, observer=volume)
     feed = OutboxFeed(
         db, people, outbox, keys.outbox, owner, lone_worker=not settings.REDIS_URL, clock=clock
     )

@@ -4,7 +4,7 @@ An alert is an error-level log line (what an operator's log shipping pages
 on), an `alert_raised` audit entry (so the record shows when the bot knew)
 and a metric. `FailureWatch` raises one when too many sends fail within a
 window — the early sign of a blocked number, an expired token or a broken
-template.
+template. `InboundWatch` raises one when inbound volume spikes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import audit
-from bot.observers import NULL, Alarm, AlertObserver
+from bot.observers import NULL, Alarm, AlertObserver, WebhookObserver
 from bot.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -90,3 +90,61 @@ class FailureWatch:
                 "send_failure_rate",
                 {"failed": self._failures, "sends": total, "window_s": int(self._window)},
             )
+
+
+class InboundWatch:
+    """Alerts when inbound volume spikes: more stored deliveries, or more messages, in one
+    window than their thresholds (`BOT_ALERT_INBOUND_DELIVERIES`, `…_MESSAGES` per
+    `BOT_ALERT_WINDOW` seconds; 0 turns one off), once per window and kind.
+
+    It is the webhook route's observer: every report is passed on to `inner` (the
+    metrics) and counted here, so the route itself knows nothing of alerts. Windows are
+    fixed and counted per process (the hot path pays an addition); a spike is an
+    operator's question (a campaign, a loop, an attack), never a reason to refuse.
+    """
+
+    def __init__(
+        self,
+        inner: WebhookObserver,
+        alerts: Alarm,
+        *,
+        deliveries: int,
+        messages: int,
+        window: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._inner = inner
+        self._alerts = alerts
+        self._limits = {"deliveries": deliveries, "messages": messages}
+        self._window = window
+        self._clock = clock
+        self._start = float("-inf")
+        self._counts = {"deliveries": 0, "messages": 0}
+        self._raised: set[str] = set()
+
+    def delivery_answered(self, outcome: str) -> None:
+        self._inner.delivery_answered(outcome)
+        if outcome == "stored":
+            self._count("deliveries", 1)
+
+    def events_seen(self, kind: str, count: int = 1) -> None:
+        self._inner.events_seen(kind, count)
+        if kind == "InboundMessage":
+            self._count("messages", count)
+
+    def _count(self, kind: str, n: int) -> None:
+        limit = self._limits[kind]
+        if not limit:
+            return
+        now = self._clock()
+        if now >= self._start + self._window:
+            self._start, self._raised = now, set()
+            self._counts = {"deliveries": 0, "messages": 0}
+        self._counts[kind] += n
+        if self._counts[kind] > limit and kind not in self._raised:
+            self._raised.add(kind)
+            self._alerts.raise_(
+                "inbound_spike",
+                {"kind": kind, "count": self._counts[kind], "threshold": limit,
+                 "window_s": int(self._window)},
+            )  # fmt: skip

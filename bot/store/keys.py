@@ -9,9 +9,10 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 
-from bot.store.tables import DataKey
+from bot.store.tables import DataKey, MasterKeySeen
 
 data_keys = DataKey.__table__
+seen = MasterKeySeen.__table__
 
 
 def get_or_add(conn: Connection, key_id: str, candidate: dict[str, Any]) -> tuple[str, bytes]:
@@ -45,6 +46,16 @@ def rewrap(conn: Connection, key_id: str, old_kid: str, kid: str, wrapped: bytes
         .values(kid=kid, wrapped=wrapped)
     )
     return bool(done.rowcount)
+
+
+def note_master_key(conn: Connection, kid: str, now: float) -> None:
+    """Record when a master key id was first used here (kept if already recorded)."""
+    if conn.execute(select(seen.c.kid).where(seen.c.kid == kid)).first() is None:
+        conn.execute(insert(seen), [{"kid": kid, "first_seen_at": now}])
+
+
+def master_key_first_seen(conn: Connection, kid: str) -> float | None:
+    return conn.execute(select(seen.c.first_seen_at).where(seen.c.kid == kid)).scalar()
 
 
 def count_not_under(conn: Connection, kid: str) -> int:
