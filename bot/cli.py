@@ -43,7 +43,7 @@ def _operator_settings(dev: bool) -> Settings:
     or `.env`) but `make run` left its secrets in `var/dev.env`, those, said on stderr: the
     commands then work on the database `make run` serves. One secret set is configuration:
     a gap in it is named, never filled from the dev file."""
-    if not dev and DEV_ENV.exists() and not given_required():
+    if not dev and _dev_fallback():
         print(
             f"*** DEVELOPMENT MODE: nothing configured in the environment or .env; "
             f"using the development secrets in {DEV_ENV} (from `make run`). ***",
@@ -51,6 +51,11 @@ def _operator_settings(dev: bool) -> Settings:
         )
         return load_settings(env_file=(DEV_ENV, ".env"))
     return _settings(dev)
+
+
+def _dev_fallback() -> bool:
+    """Nothing configured here, but `make run` left its secrets: operator commands use them."""
+    return DEV_ENV.exists() and not given_required()
 
 
 async def _serve(settings: Settings, fd: int | None = None, role: Role = "all") -> None:
@@ -293,6 +298,19 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from dotenv import dotenv_values
+
+    from bot.doctor import FAIL, DevFile, render, run_checks
+
+    settings = _operator_settings(dev=False)
+    made = dotenv_values(DEV_ENV) if DEV_ENV.is_file() else {}
+    dev = DevFile(used=_dev_fallback(), secrets={k: v for k, v in made.items() if v})
+    checks = asyncio.run(run_checks(settings, dev))
+    print(render(checks))
+    return 1 if any(c.status == FAIL for c in checks) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -374,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--expect-head", default=None, help="the head hash kept from an earlier run")
     p.add_argument("--dev", action="store_true", help="use the development secrets in var/")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("doctor", help="check this deployment against the security checklist")
+    p.set_defaults(func=cmd_doctor)
 
     args = parser.parse_args(argv)
     try:

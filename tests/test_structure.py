@@ -29,7 +29,7 @@ LAYERS = {
     "runtime": {"runtime"},
     "edge": {
         "webhook", "operator", "keys", "simulator", "cli", "app", "services", "workers",
-        "locales_cli", "__main__",
+        "locales_cli", "__main__", "doctor",
     },
 }  # fmt: skip
 ORDER = ["base", "domain", "runtime", "edge"]

@@ -100,6 +100,24 @@ class GraphClient:
             raise GraphError(http_status=200, code=None, title="media upload without id")
         return media_id
 
+    async def debug_token(self, token: str) -> dict[str, Any]:
+        """Meta's `GET /debug_token` for `token`, asked with that token itself: its
+        `data` (`is_valid`, `expires_at` (0: never), `scopes`). Raises `GraphError`."""
+        url = f"{self._base}/debug_token"
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            async with self._http().get(
+                url, params={"input_token": token}, headers=headers
+            ) as resp:
+                status, content = resp.status, await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise GraphError(http_status=None, code=None, title=type(exc).__name__) from None
+        data = _json_object(content)
+        if status >= 400 or "error" in data:
+            raise _graph_error(status, data)
+        found = data.get("data")
+        return found if isinstance(found, dict) else {}
+
     async def _request(
         self, edge: str, body: Callable[[], Any], headers: dict[str, str]
     ) -> dict[str, Any]:
@@ -129,15 +147,18 @@ class GraphClient:
                 status, content = resp.status, await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise GraphError(http_status=None, code=None, title=type(exc).__name__) from None
-        try:
-            data = orjson.loads(content) if content else {}
-        except orjson.JSONDecodeError:
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
+        data = _json_object(content)
         if status >= 400 or "error" in data:
             raise _graph_error(status, data)
         return data
+
+
+def _json_object(content: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(content) if content else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _graph_error(http_status: int, data: dict[str, Any]) -> GraphError:

@@ -23,6 +23,7 @@ MESSAGES = re.compile(r"/([^/]+)/([^/]+)/messages")
 MEDIA = re.compile(r"/([^/]+)/([^/]+)/media")
 OBJECT = re.compile(r"/([^/]+)/([^/]+)")
 DOWNLOAD = re.compile(r"/_fake/media/([^/]+)")
+DEBUG_TOKEN = re.compile(r"/([^/]+)/debug_token")
 
 
 @dataclass(slots=True)
@@ -60,6 +61,8 @@ async def dispatch(fake: FakeGraph, call: Call) -> Reply:
         reply, body = await fake.handle_messages(m[1], m[2], call.body, token)
     elif method == "POST" and (m := MEDIA.fullmatch(route)):
         reply = fake.handle_upload(m[1], m[2], token, call.form or {}, call.file)
+    elif method == "GET" and (m := DEBUG_TOKEN.fullmatch(route)):
+        reply = fake.handle_debug_token(m[1], token, call.query.get("input_token", ""))
     elif method == "GET" and (m := DOWNLOAD.fullmatch(route)):
         reply = fake.handle_download(m[1], token)
     elif method in ("GET", "DELETE") and (m := OBJECT.fullmatch(route)):

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import re
 import secrets
+import time
 from typing import Any
 
 import orjson
@@ -143,6 +144,29 @@ class FakeGraph(GraphState):
         if object_id == self.phone_number_id and method == "GET":
             return json_reply(200, self._phone_body())
         return unknown_object(method.lower(), object_id)
+
+    def handle_debug_token(self, version: str, token: str | None, input_token: str) -> Reply:
+        """`GET /{version}/debug_token?input_token=…`: what Meta says of a token (asked
+        with a valid one): `data.is_valid`, `expires_at` (0: never), `scopes`."""
+        early = self._precheck(version, "debug_token", token)
+        if early is not None:
+            return early
+        data: dict[str, Any] = {"app_id": "1234567890", "type": "SYSTEM_USER"}
+        if input_token in self.tokens and input_token not in self._expired:
+            expires = int(self.token_expires_at.get(input_token, 0))
+            data |= {
+                "is_valid": True,
+                "expires_at": expires,
+                "issued_at": int(time.time()) - 86400,
+                "scopes": self.token_scopes,
+            }
+        else:
+            expired = int(self._expired.get(input_token, 0))
+            error = {"code": 190, "message": "Invalid OAuth access token.", "subcode": 0}
+            if expired:
+                error |= {"message": "Session has expired.", "subcode": 463}
+            data |= {"is_valid": False, "expires_at": expired, "scopes": [], "error": error}
+        return json_reply(200, {"data": data})
 
     def handle_download(self, media_id: str, token: str | None) -> Reply:
         """The media URL itself: raw bytes, only with a valid token (as Meta's lookaside)."""

@@ -84,6 +84,9 @@ def recipient_key(value: str) -> str:
     return "".join(c for c in value if c.isdigit())
 
 
+SCOPES = ("whatsapp_business_management", "whatsapp_business_messaging")
+
+
 class GraphState:
     """The fake's memory and its test controls; `FakeGraph` adds the Graph endpoints on top."""
 
@@ -113,6 +116,10 @@ class GraphState:
         self.sent: list[SentMessage] = []
         self.media: dict[str, tuple[bytes, str, str]] = {}
         self._expired: dict[str, float] = {}
+        # What `GET /debug_token` says of each token: when it expires (absent or 0:
+        # never, as for a system user's token) and its permissions.
+        self.token_expires_at: dict[str, float] = {}
+        self.token_scopes: list[str] = list(SCOPES)
         self._faults: deque[Fault] = deque()
         self._issued: dict[str, SentMessage] = {}
         self._by_recipient: dict[str, list[SentMessage]] = {}
