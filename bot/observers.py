@@ -13,8 +13,11 @@ them all with its Prometheus counters.
 | `GateObserver`    | `SendGate`                              | `Metrics`, NULL |
 | `LimitObserver`   | `Pacing`, `InboundLimiter`              | `Metrics`, NULL |
 | `AlertObserver`   | `Alerts`                                | `Metrics`, NULL |
-| `WebhookObserver` | the `/webhook` route                    | `Metrics`, NULL |
+| `WebhookObserver` | the `/webhook` route                    | `InboundWatch`, `Metrics`, NULL |
 | `Alarm`           | `GraphClient`, `Outbox`, `FailureWatch` | `Alerts`, NULL  |
+
+The app gives the `/webhook` route `InboundWatch` (`bot.runtime.alerts`), which counts
+for spike alerts and passes every report on to `Metrics`.
 
 `Alarm` is the one collaborator here rather than a counter: what hears an
 alarm (`bot.runtime.alerts.Alerts`) logs it at error level, audits it and
@@ -69,8 +72,8 @@ class AlertObserver(Protocol):
 @runtime_checkable
 class WebhookObserver(Protocol):
     def delivery_answered(self, outcome: str) -> None:
-        """A POST to /webhook was answered: "stored", "bad_signature", "bad_payload" or
-        "store_unavailable"."""
+        """A POST to /webhook was answered: "stored", "source_refused" (outside the
+        allow-list), "bad_signature", "bad_payload" or "store_unavailable"."""
 
     def events_seen(self, kind: str, count: int = 1) -> None:
         """Events of one kind in a delivery (an event class name, "other_number", "skipped")."""
