@@ -17,6 +17,7 @@ GOOD = {
     "WHATSAPP_VERIFY_TOKEN": "v",
     "BOT_MASTER_KEYS": f"k1:{random_key()}",
     "BOT_INDEX_KEY": random_key(),
+    "BOT_AUDIT_KEY": random_key(),
 }
 
 
@@ -43,6 +44,8 @@ def test_good_settings_and_defaults() -> None:
         ({"BOT_MASTER_KEYS": "k1:%%%"}, "BOT_MASTER_KEYS"),
         ({"BOT_INDEX_KEY": "abc"}, "BOT_INDEX_KEY"),
         ({"BOT_INDEX_KEY": None}, "BOT_INDEX_KEY"),
+        ({"BOT_AUDIT_KEY": "abc"}, "BOT_AUDIT_KEY"),
+        ({"BOT_AUDIT_KEY": None}, "BOT_AUDIT_KEY"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"BOT_PORT": "eighty"}, "BOT_PORT"),
         ({"BOT_PORT": "70000"}, "BOT_PORT"),
