@@ -286,7 +286,7 @@ def build_services(
     )
     notify: Callable[[Iterable[str]], None] = turns.notify if role == "all" else _nobody
     failures = SignatureFailures(
-        settings.BOT_WEBHOOK_FAILURE_WINDOW, settings.BOT_WEBHOOK_FAILURE_LIMIT
+        settings.BOT_WEBHOOK_FAILURE_WINDOW, settings.BOT_WEBHOOK_FAILURE_LIMIT, clock
     )
     webhook = WebhookDeps(keyring, db, keys.inbox, notify, observer=metrics, failures=failures)
     feed = OutboxFeed(

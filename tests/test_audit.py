@@ -226,7 +226,7 @@ async def test_every_required_event_is_written_and_the_chain_holds(bot: Bot) -> 
     await bot.post(b"not json")  # webhook_validation_failed
     await bot.post(b"{}", secret="not-the-secret")  # counted: audited when its window ends
     await bot.post(b"{}", secret="not-the-secret")
-    s.webhook.failures.window = 0  # ...which is now: the next failure writes the burst
+    bot.clock.advance(bot.settings.BOT_WEBHOOK_FAILURE_WINDOW)  # the next failure writes it
     await bot.post(b"{}", secret="not-the-secret")
     await say(bot, UK, "DELETE MY DATA")
     await tap(bot, UK, "erase.yes")  # data_deletion

@@ -16,6 +16,8 @@ from an address that is flooding. Counts are per process.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot import audit
@@ -43,14 +45,16 @@ class Burst:
 class SignatureFailures:
     """Windows of failures per source; what to answer and which bursts to audit."""
 
-    def __init__(self, window: int, limit: int) -> None:
+    def __init__(self, window: int, limit: int, clock: Callable[[], float] = time.time) -> None:
         self.window = window
         self.limit = limit
+        self.clock = clock
         self._open: dict[str, Burst] = {}
 
-    def failed(self, source: str, now: float) -> tuple[bool, list[Burst]]:
+    def failed(self, source: str) -> tuple[bool, list[Burst]]:
         """Count a failure from `source`: whether to answer 429, and the bursts whose
         window has ended (to be audited, one entry each)."""
+        now = self.clock()
         ended = self._ended(now) if source not in self._open else []
         burst = self._open.get(source)
         if burst is not None and now - burst.started >= self.window:

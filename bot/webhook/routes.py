@@ -90,7 +90,7 @@ async def _refuse_signature(deps: WebhookDeps, size: int) -> Response:
     """401, or 429 once the source is past its limit; failures are audited a burst at a
     time (`bot.webhook.floods`), never one row per request."""
     source = request.remote_addr or "unknown"
-    throttled, ended = deps.failures.failed(source, time.monotonic())
+    throttled, ended = deps.failures.failed(source)
     if ended:
         await floods.record(deps.db, deps.failures.window, ended)
     if throttled:
