@@ -49,6 +49,7 @@ def _operator_settings(dev: bool) -> Settings:
             f"using the development secrets in {DEV_ENV} (from `make run`). ***",
             file=sys.stderr,
         )
+        dev_env_file(DEV_ENV)  # a file from before a key was added gets it
         return load_settings(env_file=(DEV_ENV, ".env"))
     return _settings(dev)
 

@@ -127,7 +127,22 @@ def test_dev_mode_generates_secrets_once_and_says_so(tmp_path: Path) -> None:
         os.chdir(cwd)
     assert (tmp_path / DEV_ENV).stat().st_mode & 0o777 == 0o600
     assert first.BOT_INDEX_KEY == second.BOT_INDEX_KEY
+    assert first.BOT_AUDIT_KEY == second.BOT_AUDIT_KEY
     assert first.simulator
+
+
+def test_a_dev_file_from_before_the_audit_key_gets_one(tmp_path: Path) -> None:
+    from bot.config import dev_env_file
+
+    path = tmp_path / "dev.env"
+    dev_env_file(path)
+    old = "".join(line for line in path.open() if not line.startswith("BOT_AUDIT_KEY="))
+    path.write_text(old)
+    dev_env_file(path)
+    text = path.read_text()
+    assert text.startswith(old) and text.count("BOT_AUDIT_KEY=") == 1
+    settings = load_settings(env_file=path)
+    assert len(settings.audit_key) == 32
 
 
 def test_every_setting_is_listed_in_env_example() -> None:
