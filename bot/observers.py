@@ -69,8 +69,8 @@ class AlertObserver(Protocol):
 @runtime_checkable
 class WebhookObserver(Protocol):
     def delivery_answered(self, outcome: str) -> None:
-        """A POST to /webhook was answered: "stored", "bad_signature", "bad_payload" or
-        "store_unavailable"."""
+        """A POST to /webhook was answered: "stored", "bad_signature", "throttled" (429 to
+        a source past its failed-signature limit), "bad_payload" or "store_unavailable"."""
 
     def events_seen(self, kind: str, count: int = 1) -> None:
         """Events of one kind in a delivery (an event class name, "other_number", "skipped")."""
