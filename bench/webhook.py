@@ -175,6 +175,7 @@ async def start_bot(
         "WHATSAPP_VERIFY_TOKEN": os.urandom(8).hex(),
         "BOT_MASTER_KEYS": f"bench1:{key()}",
         "BOT_INDEX_KEY": key(),
+        "BOT_AUDIT_KEY": key(),
         "BOT_MARK_AS_READ": "true" if read else "false",
         "BOT_SIMULATOR": "false",
         # The targets (500 turns/s) need a number upgraded to Meta's top throughput;

@@ -49,6 +49,7 @@ def _operator_settings(dev: bool) -> Settings:
             f"using the development secrets in {DEV_ENV} (from `make run`). ***",
             file=sys.stderr,
         )
+        dev_env_file(DEV_ENV)  # a file from before a key was added gets it
         return load_settings(env_file=(DEV_ENV, ".env"))
     return _settings(dev)
 
@@ -245,13 +246,22 @@ def cmd_handoff(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from bot.operator import verify_audit
 
-    verdict = asyncio.run(verify_audit(_operator_settings(args.dev), args.expect_head))
-    print(f"entries: {verdict.count}")
+    settings = _operator_settings(args.dev)
+    verdict = asyncio.run(verify_audit(settings, args.expect_head))
+    print(
+        f"entries: {verdict.count} ({verdict.keyed} keyed, {verdict.count - verdict.keyed} "
+        "from before the audit key)"
+    )
+    print(f"checkpoints: {verdict.checkpoints} in {settings.audit_checkpoints}")
+    if args.expect_head and verdict.head_at is not None:
+        print(f"expected head: entry {verdict.head_at}")
     print(f"head: {verdict.head}")
     if not verdict.ok:
         print(f"error: {verdict.problem}", file=sys.stderr)
         return 1
-    print("audit chain intact")
+    print(
+        "audit chain intact" + ("" if verdict.checkpoints else " (no checkpoints to compare with)")
+    )
     return 0
 
 
@@ -262,7 +272,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     settings = _operator_settings(args.dev)
 
     async def run() -> dict[str, int]:
-        db = Database(settings.DATABASE_URL)
+        db = Database(settings.DATABASE_URL, audit_key=settings.audit_key)
         await db.start()
         try:
             return await purge(db, settings.retention_days, settings.BOT_INBOX_KEEP_DAYS)
@@ -283,7 +293,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     keyring = Keyring(settings.master_keys, settings.index_key)
 
     async def run() -> int:
-        db = Database(settings.DATABASE_URL)
+        db = Database(settings.DATABASE_URL, audit_key=settings.audit_key)
         await db.start()
         try:
             result = await rotate(db, keyring, batch_size=args.batch)
@@ -389,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("audit", help="verify the hash-chained audit log")
     p.add_argument("action", choices=["verify"])
-    p.add_argument("--expect-head", default=None, help="the head hash kept from an earlier run")
+    p.add_argument(
+        "--expect-head", default=None, help="a head hash noted earlier: it must be in the chain"
+    )
     p.add_argument("--dev", action="store_true", help="use the development secrets in var/")
     p.set_defaults(func=cmd_audit)
 

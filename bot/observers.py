@@ -73,7 +73,8 @@ class AlertObserver(Protocol):
 class WebhookObserver(Protocol):
     def delivery_answered(self, outcome: str) -> None:
         """A POST to /webhook was answered: "stored", "source_refused" (outside the
-        allow-list), "bad_signature", "bad_payload" or "store_unavailable"."""
+        allow-list), "bad_signature", "throttled" (429 to a source past its failed-signature
+        limit), "bad_payload" or "store_unavailable"."""
 
     def events_seen(self, kind: str, count: int = 1) -> None:
         """Events of one kind in a delivery (an event class name, "other_number", "skipped")."""

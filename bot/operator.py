@@ -42,7 +42,7 @@ def normalize_e164(value: str) -> str:
 
 
 async def _open(settings: Settings) -> tuple[Database, People]:
-    db = Database(settings.DATABASE_URL)
+    db = Database(settings.DATABASE_URL, audit_key=settings.audit_key)
     await db.start()
     return db, People(db, Keyring(settings.master_keys, settings.index_key))
 
@@ -143,9 +143,16 @@ async def end_handoff(settings: Settings, number: str) -> None:
 
 
 async def verify_audit(settings: Settings, expect_head: str | None) -> audit.Verdict:
-    db = Database(settings.DATABASE_URL)
+    """The chain against every checkpoint in the file; the file is read first, so that
+    no checkpoint is newer than the chain it is compared with."""
+    key, path = settings.audit_key, settings.audit_checkpoints
+    checkpoints, problem = audit.read_checkpoints(path, key)
+    db = Database(settings.DATABASE_URL, audit_key=key)
     await db.start()
     try:
-        return await db.read(audit.verify, expect_head)
+        verdict = await db.read(audit.verify, key, checkpoints, expect_head)
+        if verdict.ok and problem:
+            verdict.ok, verdict.problem = False, problem
+        return verdict
     finally:
         await db.stop()

@@ -38,6 +38,7 @@ from bot.privacy.notices import NOTICES_FILE, NoticeFacts, Notices, load_notices
 from bot.privacy.person import People
 from bot.privacy.retention import purge_forever
 from bot.runtime.alerts import Alerts, FailureWatch, InboundWatch
+from bot.runtime.checkpoints import checkpoint_forever, checkpoint_logged
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.effects import CONDITION_CHECKS, Deps
 from bot.runtime.feed import OutboxFeed
@@ -48,6 +49,8 @@ from bot.runtime.pacing import Pacing, Rates
 from bot.runtime.turns import TurnRunner
 from bot.store import keys as key_store
 from bot.store.db import Database
+from bot.webhook import floods
+from bot.webhook.floods import SignatureFailures
 from bot.webhook.routes import WebhookDeps
 from bot.whatsapp.client import GraphClient
 
@@ -105,6 +108,12 @@ class Services:
             if self.watch is not None:
                 await self.watch.start()
             self._background(purge_forever(self.db, self.settings, self.background_stop))
+            self._background(
+                checkpoint_forever(
+                    self.db, self.settings.audit_key, self.settings.audit_checkpoints,
+                    self.background_stop, self.settings.BOT_AUDIT_CHECKPOINT_INTERVAL,
+                )
+            )  # fmt: skip
         if self.metrics.shared:
             self._background(self._refresh_metrics())
         log.info(
@@ -122,6 +131,10 @@ class Services:
             await self.outbox.stop()
             await self.feed.stop()
         await self.alerts.drain()
+        if bursts := self.webhook.failures.drain():
+            await floods.record(self.db, self.webhook.failures.window, bursts)
+        # The last entries are in: note the head they leave.
+        await checkpoint_logged(self.db, self.settings.audit_key, self.settings.audit_checkpoints)
         await self.db.stop()
         await self.client.aclose()
         await self.limits.aclose()
@@ -183,7 +196,10 @@ async def open_services(
     # Meta waits on: its transactions keep the lock a few milliseconds at most.
     turn_worker = role == "turns"
     db = Database(
-        settings.DATABASE_URL, hold=TURN_WORKER_HOLD if turn_worker else None, inline=turn_worker
+        settings.DATABASE_URL,
+        hold=TURN_WORKER_HOLD if turn_worker else None,
+        inline=turn_worker,
+        audit_key=settings.audit_key,
     )
     await db.start()  # migrations first: the system keys are kept in the store
     try:
@@ -275,7 +291,10 @@ def build_services(
         messages=settings.BOT_ALERT_INBOUND_MESSAGES, window=settings.BOT_ALERT_WINDOW,
         clock=clock,
     )  # fmt: skip
-    webhook = WebhookDeps(keyring, db, keys.inbox, notify, observer=volume)
+    failures = SignatureFailures(
+        settings.BOT_WEBHOOK_FAILURE_WINDOW, settings.BOT_WEBHOOK_FAILURE_LIMIT, clock
+    )
+    webhook = WebhookDeps(keyring, db, keys.inbox, notify, observer=volume, failures=failures)
     feed = OutboxFeed(
         db, people, outbox, keys.outbox, owner, lone_worker=not settings.REDIS_URL, clock=clock
     )

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -62,11 +63,14 @@ def make_settings(db_url: str, api_url: str, **overrides: Any) -> Settings:
         "DATABASE_URL": db_url,
         "BOT_MASTER_KEYS": f"k1:{random_key()}",
         "BOT_INDEX_KEY": random_key(),
+        "BOT_AUDIT_KEY": random_key(),
         "BOT_SIMULATOR": False,
         # Scripted conversations type faster than people; the limiter has its own tests.
         "BOT_INBOUND_BURST": 1000,
         "BOT_PURGE_INTERVAL": 0,
     }
+    if not db_url.startswith("sqlite"):  # beside a SQLite file is per test; this is too
+        values["BOT_AUDIT_CHECKPOINTS"] = str(Path(tempfile.mkdtemp()) / "checkpoints.jsonl")
     values.update(overrides)
     return load_settings(env_file=None, **values)
 

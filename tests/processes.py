@@ -32,6 +32,7 @@ def bot_env(tmp: Path, port: int, api_url: str) -> dict[str, str]:
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'bot.db'}",
         BOT_MASTER_KEYS=f"k1:{key}",
         BOT_INDEX_KEY=base64.b64encode(os.urandom(32)).decode(),
+        BOT_AUDIT_KEY=base64.b64encode(os.urandom(32)).decode(),
         BOT_PORT=str(port),
         BOT_MARK_AS_READ="false",
         BOT_LOG_LEVEL="WARNING",
@@ -82,6 +83,8 @@ async def run_cli(bot: Bot, *args: str) -> tuple[int, str, str]:
         "DATABASE_URL": s.DATABASE_URL,
         "BOT_MASTER_KEYS": s.BOT_MASTER_KEYS,
         "BOT_INDEX_KEY": s.BOT_INDEX_KEY,
+        "BOT_AUDIT_KEY": s.BOT_AUDIT_KEY,
+        "BOT_AUDIT_CHECKPOINTS": str(s.audit_checkpoints),
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args, env=env, cwd=ROOT,

@@ -17,6 +17,7 @@ GOOD = {
     "WHATSAPP_VERIFY_TOKEN": "v",
     "BOT_MASTER_KEYS": f"k1:{random_key()}",
     "BOT_INDEX_KEY": random_key(),
+    "BOT_AUDIT_KEY": random_key(),
 }
 
 
@@ -43,6 +44,8 @@ def test_good_settings_and_defaults() -> None:
         ({"BOT_MASTER_KEYS": "k1:%%%"}, "BOT_MASTER_KEYS"),
         ({"BOT_INDEX_KEY": "abc"}, "BOT_INDEX_KEY"),
         ({"BOT_INDEX_KEY": None}, "BOT_INDEX_KEY"),
+        ({"BOT_AUDIT_KEY": "abc"}, "BOT_AUDIT_KEY"),
+        ({"BOT_AUDIT_KEY": None}, "BOT_AUDIT_KEY"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"BOT_PORT": "eighty"}, "BOT_PORT"),
         ({"BOT_PORT": "70000"}, "BOT_PORT"),
@@ -124,7 +127,22 @@ def test_dev_mode_generates_secrets_once_and_says_so(tmp_path: Path) -> None:
         os.chdir(cwd)
     assert (tmp_path / DEV_ENV).stat().st_mode & 0o777 == 0o600
     assert first.BOT_INDEX_KEY == second.BOT_INDEX_KEY
+    assert first.BOT_AUDIT_KEY == second.BOT_AUDIT_KEY
     assert first.simulator
+
+
+def test_a_dev_file_from_before_the_audit_key_gets_one(tmp_path: Path) -> None:
+    from bot.config import dev_env_file
+
+    path = tmp_path / "dev.env"
+    dev_env_file(path)
+    old = "".join(line for line in path.open() if not line.startswith("BOT_AUDIT_KEY="))
+    path.write_text(old)
+    dev_env_file(path)
+    text = path.read_text()
+    assert text.startswith(old) and text.count("BOT_AUDIT_KEY=") == 1
+    settings = load_settings(env_file=path)
+    assert len(settings.audit_key) == 32
 
 
 def test_every_setting_is_listed_in_env_example() -> None:

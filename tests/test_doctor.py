@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 from dotenv import dotenv_values
 
 from bot import cli
+from bot.audit import write_checkpoint
 from bot.config import dev_env_file
 from bot.doctor import FAIL, PASS, WARN, DevFile, run_checks
 from bot.doctor import settings_checks as checks
@@ -73,6 +74,7 @@ def production(db_url: str, api_url: str, **overrides: Any) -> dict[str, Any]:
         "DATABASE_URL": db_url,
         "BOT_MASTER_KEYS": f"k1:{random_key()}",
         "BOT_INDEX_KEY": random_key(),
+        "BOT_AUDIT_KEY": random_key(),
         "BOT_SIMULATOR": "false",
         "BOT_PUBLIC_URL": f"https://127.0.0.1:{free_port()}",  # nobody there: WARN
         "BOT_WEBHOOK_ALLOW_FROM": "173.252.64.0/18,2a03:2880::/32",
@@ -107,7 +109,7 @@ async def test_a_production_like_set_up_passes_and_prints_no_secret(
     )
     assert any(x.startswith("WARN HTTPS and HSTS: 127.0.0.1:") for x in lines)
     assert any(x.startswith("WARN master key age: key 'k1' was never recorded") for x in lines)
-    assert any(x.startswith("WARN audit checkpoints: not configured") for x in lines)
+    assert any(x.startswith("WARN audit checkpoints: none yet in ") for x in lines)
     for secret in _values(values):
         assert secret not in out.out + out.err
     requests = [r for r in fake.requests if r.path.endswith("/debug_token")]
@@ -265,3 +267,17 @@ async def test_hsts_through_the_proxy(tmp_path: Path, headers: str, status: str)
         settings = make_settings("sqlite+aiosqlite:///x.db", "http://x", BOT_PUBLIC_URL=url)
         found = await public_url(settings)
     assert found.status == status, found.why
+
+
+def test_audit_checkpoints_missing_signed_or_forged(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoints.jsonl"
+    url, where = "sqlite+aiosqlite:///x.db", str(path)
+    settings = make_settings(url, "http://x", BOT_AUDIT_CHECKPOINTS=where)
+    assert checks.audit_checkpoints(settings).status == WARN  # none written yet
+    write_checkpoint(path, settings.audit_key, 7, "k1:head")
+    passed = checks.audit_checkpoints(settings)
+    assert passed.status == PASS and "entry 7" in passed.why
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=40)
+    assert checks.audit_checkpoints(settings, now=later).status == WARN  # nobody writes them
+    forged = make_settings(url, "http://x", BOT_AUDIT_CHECKPOINTS=where, BOT_AUDIT_KEY=random_key())
+    assert checks.audit_checkpoints(forged).status == FAIL  # not signed with this key

@@ -55,7 +55,7 @@ async def test_rotation_under_load_leaves_everything_readable_with_the_new_key(
     async with running(app) as url, httpx.AsyncClient() as http:
         bot = Bot(url=url, services=app.extensions["bot"], fake=fake, http=http,
                   settings=settings, sent_before=len(fake.sent))  # fmt: skip
-        operator_db = Database(db_url)
+        operator_db = Database(db_url, audit_key=settings.audit_key)
         await operator_db.start()
         try:
             keyring = Keyring(settings.master_keys, settings.index_key)

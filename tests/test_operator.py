@@ -131,7 +131,7 @@ def test_real_settings_are_never_mixed_with_the_dev_file(tmp_path: Path) -> None
     prod = clean_env(
         WHATSAPP_APP_SECRET="s", WHATSAPP_VERIFY_TOKEN="v",
         BOT_MASTER_KEYS=f"k1:{random_key()}", BOT_INDEX_KEY=random_key(),
-        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'prod.db'}",
+        BOT_AUDIT_KEY=random_key(), DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'prod.db'}",
     )  # fmt: skip
     done = cli(tmp_path, prod, "audit", "verify")
     assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -51,7 +51,7 @@ async def chain_verifies(bot: Bot) -> bool:
 
     def run(conn: Any) -> audit.Verdict:
         rows = (dict(r._mapping) for r in conn.execute(select(table).order_by(table.c.id)))
-        return audit.verify_rows(rows)
+        return audit.verify_rows(rows, bot.settings.audit_key)
 
     verdict = await bot.services.db.read(run)
     assert verdict.ok, verdict.problem

@@ -759,6 +759,7 @@ def _chat_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         WHATSAPP_VERIFY_TOKEN="verify-me",
         BOT_MASTER_KEYS=f"k1:{random_key()}",
         BOT_INDEX_KEY=random_key(),
+        BOT_AUDIT_KEY=random_key(),
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}",
         PYTHONPATH=str(REPO),
         **extra,

@@ -99,7 +99,7 @@ class TurnKit:
         if flows_dir is not None:
             settings["BOT_FLOWS_DIR"] = str(flows_dir)
         made = make_settings(db_url, NOWHERE, **settings)
-        db = Database(db_url)
+        db = Database(db_url, audit_key=made.audit_key)
         await db.start()
         try:
             keys = await system_keys(db, Keyring(made.master_keys, made.index_key))

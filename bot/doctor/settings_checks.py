@@ -11,8 +11,10 @@ import ipaddress
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
+from bot.audit import read_checkpoints
 from bot.config import DEFAULT_API_URL, Settings
 from bot.doctor.report import FAIL, PASS, WARN, Check
 
@@ -68,6 +70,7 @@ def development_secrets(settings: Settings, dev: DevFile) -> Check:
         "WHATSAPP_APP_SECRET": settings.WHATSAPP_APP_SECRET,
         "WHATSAPP_VERIFY_TOKEN": settings.WHATSAPP_VERIFY_TOKEN,
         "BOT_INDEX_KEY": settings.BOT_INDEX_KEY,
+        "BOT_AUDIT_KEY": settings.BOT_AUDIT_KEY,
     }
     same = [n for n, v in mine.items() if dev.secrets.get(n) and _equal(v, dev.secrets[n])]
     dev_keys = {
@@ -172,15 +175,22 @@ def _local(host: str) -> bool:
         return False
 
 
-def audit_checkpoints(settings: Settings) -> Check:
-    """Audit head checkpoints kept outside the database: none is configured in this
-    version (adapt here once a checkpoint setting exists: its place and last time)."""
-    return Check(
-        WARN,
-        "audit checkpoints",
-        "not configured: the audit head is not kept "
-        "outside the database; note `audit verify`'s head elsewhere daily",
-    )
+def audit_checkpoints(settings: Settings, now: datetime | None = None) -> Check:
+    """The audit head noted outside the database (`BOT_AUDIT_CHECKPOINTS`): present, signed
+    with the audit key, and written lately. The server writes one only when the head moved,
+    so a quiet week is possible; a month without one means no server is writing them."""
+    path = settings.audit_checkpoints
+    found, problem = read_checkpoints(path, settings.audit_key)
+    if problem:
+        return Check(FAIL, "audit checkpoints", problem)
+    if not found:
+        return Check(WARN, "audit checkpoints", f"none yet in {path}: the server writes them")
+    last = found[-1]
+    age = (now or datetime.now(UTC)) - datetime.fromisoformat(last.at.replace("Z", "+00:00"))
+    where = f"{len(found)} in {path}, the last at {last.at} (entry {last.id})"
+    if age > timedelta(days=30):
+        return Check(WARN, "audit checkpoints", f"{where}: none for {age.days} days")
+    return Check(PASS, "audit checkpoints", f"{where}; ship the file off this machine")
 
 
 def retention(settings: Settings) -> Check:

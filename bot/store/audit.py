@@ -29,6 +29,13 @@ def head(conn: Connection) -> tuple[int, str] | None:
     return (last[0], last[1]) if last else None
 
 
+def last(conn: Connection) -> tuple[int, str] | None:
+    """The newest committed entry's (id, hash), taking no lock: what a checkpoint notes."""
+    row = conn.execute(select(audit.c.id, audit.c.hash).order_by(audit.c.id.desc()).limit(1))
+    found = row.first()
+    return (found[0], found[1]) if found else None
+
+
 def insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
     _INSERT.execute_many(conn, rows)
 

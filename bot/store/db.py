@@ -41,6 +41,7 @@ from sqlalchemy.sql import Executable
 from bot.errors import BotError
 from bot.store.errors import StoreUnavailable
 from bot.store.writer import (
+    AUDIT_KEY,
     LOCK_RETRY,
     AsyncChannel,
     Channel,
@@ -269,12 +270,26 @@ def _upgrade(conn: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
+def _hand_key(engine: Engine, key: bytes) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(_dbapi_conn: Any, record: Any) -> None:
+        record.info[AUDIT_KEY] = key
+
+
 class Database:
     """The store: a writer for group-committed units and a pool for reads."""
 
-    def __init__(self, url: str, hold: float | None = None, inline: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        hold: float | None = None,
+        inline: bool = False,
+        audit_key: bytes | None = None,
+    ) -> None:
         """`hold`: how long one transaction may keep the write lock (see `Writer`).
-        `inline`: SQLite is used from the event loop's own thread (see `LoopChannel`)."""
+        `inline`: SQLite is used from the event loop's own thread (see `LoopChannel`).
+        `audit_key`: what audit entries are chained under (`bot.audit`), handed to each
+        write connection; without it, appending an audit entry fails."""
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         self._sync_write: Engine | None = None
@@ -299,6 +314,12 @@ class Database:
             self._async_write = make_engine(url, writer=True)
             self._async_read = make_engine(url)
             channel = AsyncChannel(self._async_write)
+        if audit_key is not None:
+            engine = self._sync_write
+            if engine is None:
+                assert self._async_write is not None
+                engine = self._async_write.sync_engine
+            _hand_key(engine, audit_key)
         self.writer = Writer(channel, hold=hold)
 
     async def migrate(self) -> None:

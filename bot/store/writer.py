@@ -269,6 +269,7 @@ class Writer:
 
 
 DEFERRED = "deferred_writes"
+AUDIT_KEY = "audit_key"  # connection info: the key the audit chain is appended under
 
 
 def _run_in_transaction(

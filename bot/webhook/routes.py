@@ -4,7 +4,8 @@ A delivery is answered 200 only once its events are committed to the inbox;
 turns run after that, so Meta never waits on a conversation. Bad input gets
 a 4xx and is never stored: 401 for a bad or missing signature, 400 for a body
 that is not a WhatsApp payload, 413 above the size limit (Quart enforces
-MAX_CONTENT_LENGTH). A correctly signed delivery is never answered 429.
+MAX_CONTENT_LENGTH). A correctly signed delivery is never answered 429; a source
+sending many with a bad signature gets 429 (`bot.webhook.floods`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -28,7 +29,7 @@ from bot.runtime.inbox import sealed_rows
 from bot.store import StoreUnavailable
 from bot.store import inbox as inbox_store
 from bot.store.db import Database
-from bot.webhook import signature
+from bot.webhook import floods, signature
 from bot.webhook.sources import allowed, source_of
 from bot.whatsapp.events import PayloadError, ValueErrors, parse_webhook
 
@@ -44,6 +45,9 @@ class WebhookDeps:
     inbox_key: DataKey  # seals each stored event (`bot.runtime.inbox`)
     notify: Callable[[Iterable[str]], None]  # contacts with new events (their turns start)
     observer: WebhookObserver = NULL
+    failures: floods.SignatureFailures = field(
+        default_factory=lambda: floods.SignatureFailures(window=60, limit=20)
+    )  # failed signatures per source (`bot.webhook.floods`)
 
 
 def _deps() -> WebhookDeps:
@@ -81,6 +85,22 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, int) and not -(2**63) <= value < 2**64:
         return float(value)
     return value
+
+
+async def _refuse_signature(settings: Settings, deps: WebhookDeps, size: int) -> Response:
+    """401, or 429 once the source (behind `BOT_TRUSTED_PROXIES`, the forwarded one) is
+    past its limit; failures are audited a burst at a time (`bot.webhook.floods`), never
+    one row per request."""
+    source = source_of(request.remote_addr, request.headers, settings.trusted_proxies)
+    throttled, ended = deps.failures.failed(source)
+    if ended:
+        await floods.record(deps.db, deps.failures.window, ended)
+    if throttled:
+        deps.observer.delivery_answered("throttled")
+        return _plain(429, "too many requests with a bad signature")
+    deps.observer.delivery_answered("bad_signature")
+    log.warning("webhook refused: bad or missing signature (%d bytes)", size)
+    return _plain(401, "invalid signature")
 
 
 async def _audit_refusal(deps: WebhookDeps, reason: str, size: int) -> None:
@@ -131,10 +151,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
         body = await request.get_data(cache=False)
         assert isinstance(body, bytes)
         if not signature.verify(secrets, body, request.headers.get("X-Hub-Signature-256")):
-            deps.observer.delivery_answered("bad_signature")
-            log.warning("webhook refused: bad or missing signature (%d bytes)", len(body))
-            await _audit_refusal(deps, "signature", len(body))
-            return _plain(401, "invalid signature")
+            return await _refuse_signature(settings, deps, len(body))
         try:
             delivery = parse_webhook(load_json(body))
         except (ValueError, PayloadError):
