@@ -13,7 +13,7 @@ contacts = Contact.__table__
 consents = Consent.__table__
 messages = Message.__table__
 suppressions = Suppression.__table__
-TIER_LOCK = 7301240002  # PostgreSQL advisory lock: one tier admission at a time
+TIER_LOCK = 7301240003  # PostgreSQL advisory lock: one tier admission at a time
 
 
 @dataclass(frozen=True, slots=True)
