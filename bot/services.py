@@ -1,11 +1,11 @@
 """The wiring: every service of one process, built complete, in order.
 
-`open_services` opens the database (migrations run), reads or makes the bot's
-own data keys (`SystemKeys`), then builds every service with what it needs
-(`build_services`) and starts them; nothing is patched in later. The pieces a
-test builds on its own (a conversation turn, the outbox) come from the same
-builders (`build_conversation`, `build_outbox`), so a test cannot drift from
-what the app runs.
+`open_services` opens the database and the key store apart from it (migrations
+run), reads or makes the bot's own data keys in the key store (`SystemKeys`),
+then builds every service with what it needs (`build_services`) and starts them;
+nothing is patched in later. The pieces a test builds on its own (a conversation
+turn, the outbox) come from the same builders (`build_conversation`,
+`build_outbox`), so a test cannot drift from what the app runs.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from bot.runtime.pacing import Pacing, Rates
 from bot.runtime.turns import TurnRunner
 from bot.store import keys as key_store
 from bot.store.db import Database
+from bot.store.keystore import open_stores
 from bot.webhook.routes import WebhookDeps
 from bot.whatsapp.client import GraphClient
 
@@ -67,6 +68,7 @@ class Services:
     settings: Settings
     keyring: Keyring
     db: Database
+    keys: Database  # the key store: wrapped data keys, apart from the data
     people: People
     client: GraphClient
     outbox: Outbox
@@ -123,6 +125,7 @@ class Services:
             await self.feed.stop()
         await self.alerts.drain()
         await self.db.stop()
+        await self.keys.stop()
         await self.client.aclose()
         await self.limits.aclose()
         log.info("bot stopped")
@@ -182,22 +185,25 @@ async def open_services(
     # A turn worker shares SQLite's one write lock with the web workers, whose commits
     # Meta waits on: its transactions keep the lock a few milliseconds at most.
     turn_worker = role == "turns"
-    db = Database(
-        settings.DATABASE_URL, hold=TURN_WORKER_HOLD if turn_worker else None, inline=turn_worker
+    db, key_db = await open_stores(  # migrations first: the system keys are in the key store
+        settings.DATABASE_URL,
+        settings.keystore_url,
+        hold=TURN_WORKER_HOLD if turn_worker else None,
+        inline=turn_worker,
     )
-    await db.start()  # migrations first: the system keys are kept in the store
     try:
-        keys = await system_keys(db, keyring)
-        services = build_services(settings, content, keyring, db, keys, clock, role, share)
+        keys = await system_keys(key_db, keyring)
+        services = build_services(settings, content, keyring, db, key_db, keys, clock, role, share)
     except BaseException:
         await db.stop()
+        await key_db.stop()
         raise
     await services.start()
     return services
 
 
 async def system_keys(db: Database, keyring: Keyring) -> SystemKeys:
-    """The bot's own data keys, made on first start and read after."""
+    """The bot's own data keys, made on first start and read after (`db`: the key store)."""
     return SystemKeys(
         inbox=await _system_key(db, keyring, INBOX_KEY_ID),
         outbox=await _system_key(db, keyring, OUTBOX_KEY_ID),
@@ -221,6 +227,7 @@ def build_services(
     content: Content,
     keyring: Keyring,
     db: Database,
+    key_db: Database,
     keys: SystemKeys,
     clock: Callable[[], float],
     role: Role,
@@ -241,7 +248,7 @@ def build_services(
         alarm=alerts,
     )
     controller = Controller.from_settings(settings)
-    people = People(db, keyring)
+    people = People(db, keyring, key_db)
     stops = QuietRevocation(db, people, controller.policy_version)
     outbox = build_outbox(
         settings, db, keyring, client, limits, owner, templates, stops, clock,
@@ -274,8 +281,8 @@ def build_services(
         db, people, outbox, keys.outbox, owner, lone_worker=not settings.REDIS_URL, clock=clock
     )
     return Services(
-        settings, keyring, db, people, client, outbox, turns, metrics, webhook, feed, templates,
-        limits, alerts, role=role,
+        settings, keyring, db, key_db, people, client, outbox, turns, metrics, webhook, feed,
+        templates, limits, alerts, role=role,
         watch=InboxWatch(db, turns.notify, share=share) if role == "turns" else None,
     )  # fmt: skip
 

@@ -273,7 +273,7 @@ async def test_erasure_leaves_only_suppression_and_pseudonymous_audit(bot: Bot) 
     kr = bot.services.keyring
     for table in ["contacts", "consents", "consent_events", "messages", "inbox"]:
         assert await bot.sql(f"SELECT count(*) FROM {table}") == [(0,)], table
-    keys = await bot.sql("SELECT id FROM data_keys")
+    keys = await bot.keys_sql("SELECT id FROM data_keys")
     assert {k[0] for k in keys} == {"system-inbox", "system-outbox"}
     assert await bot.sql("SELECT phone_index FROM suppressions") == [
         (kr.blind_index(Index.PHONE, UK),)

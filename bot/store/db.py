@@ -259,9 +259,9 @@ def make_engine(url: str, *, writer: bool = False) -> AsyncEngine:
     return create_async_engine(url, pool_size=2 if writer else 8, pool_pre_ping=True)
 
 
-def _upgrade(conn: Connection) -> None:
+def _upgrade(conn: Connection, migrations: Path = MIGRATIONS) -> None:
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(migrations))
     cfg.attributes["connection"] = conn
     if conn.dialect.name == "postgresql":
         # Several workers start at once; one migrates, the others wait for it.
@@ -272,10 +272,18 @@ def _upgrade(conn: Connection) -> None:
 class Database:
     """The store: a writer for group-committed units and a pool for reads."""
 
-    def __init__(self, url: str, hold: float | None = None, inline: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        hold: float | None = None,
+        inline: bool = False,
+        migrations: Path = MIGRATIONS,
+    ) -> None:
         """`hold`: how long one transaction may keep the write lock (see `Writer`).
-        `inline`: SQLite is used from the event loop's own thread (see `LoopChannel`)."""
+        `inline`: SQLite is used from the event loop's own thread (see `LoopChannel`).
+        `migrations`: the schema's Alembic scripts (the key store has its own)."""
         self.url = url
+        self._migrations = migrations
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         self._sync_write: Engine | None = None
         self._sync_read: Engine | None = None
@@ -308,14 +316,14 @@ class Database:
 
                 def upgrade() -> None:
                     with engine.connect() as conn:
-                        _upgrade(conn)
+                        _upgrade(conn, self._migrations)
                         conn.commit()
 
                 await asyncio.to_thread(upgrade)
                 return
             assert self._async_write is not None
             async with self._async_write.connect() as conn:
-                await conn.run_sync(_upgrade)
+                await conn.run_sync(_upgrade, self._migrations)
                 await conn.commit()
         except Exception as exc:
             if (gone := _gone(exc, "migration")) is None:
