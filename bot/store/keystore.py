@@ -38,6 +38,7 @@ async def open_stores(
     db = Database(data_url, hold=hold, inline=inline)
     try:
         await move_keys_out(db, keys)
+        db.migration_facts["keys_moved"] = True  # the data database may drop its keys now
         await db.start()
         if not await keys.read(key_store.any_key) and await db.read(contact_store.any_contact):
             raise KeyStoreMismatch(

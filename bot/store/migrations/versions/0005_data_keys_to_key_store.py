@@ -12,7 +12,7 @@ the table loses no key; a backup of the data database then holds none.
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -22,7 +22,8 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     left = op.get_bind().execute(sa.text("SELECT count(*) FROM data_keys")).scalar_one()
-    if left:  # opened without the key store: never drop a key that was not moved
+    if left and not context.config.attributes.get("keys_moved"):
+        # opened without the key store: never drop a key that was not moved
         raise RuntimeError(
             f"{left} data keys are still in the data database: open it through the bot "
             "(`bot.store.keystore.open_stores`), which moves them to the key store first"
