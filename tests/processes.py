@@ -82,6 +82,7 @@ async def run_cli(bot: Bot, *args: str) -> tuple[int, str, str]:
         "DATABASE_URL": s.DATABASE_URL,
         "BOT_MASTER_KEYS": s.BOT_MASTER_KEYS,
         "BOT_INDEX_KEY": s.BOT_INDEX_KEY,
+        "BOT_KEYSTORE_URL": s.BOT_KEYSTORE_URL,
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args, env=env, cwd=ROOT,
