@@ -33,6 +33,7 @@ from tests.conftest import (
     keystore_beside,
     make_settings,
     random_key,
+    require,
     reset_postgres,
 )
 from tests.flowkit import GERMANY, UK
@@ -264,8 +265,7 @@ async def old_layout(url: str, keyring: Keyring, e164: str) -> str:
 async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A data database with nothing in it yet (and no key store)."""
     if "postgresql" in request.node.name:
-        if not PG_URL:
-            pytest.skip("PostgreSQL not configured (set BOT_TEST_DATABASE_URL)")
+        require(bool(PG_URL), "PostgreSQL not configured (set BOT_TEST_DATABASE_URL)")
         await reset_postgres(PG_URL)
         return PG_URL
     return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
