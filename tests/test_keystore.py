@@ -25,7 +25,7 @@ from bot.crypto import CryptoError, DataKey, Index, Keyring, WrappedKey, open_se
 from bot.privacy.person import People, seal_column
 from bot.store import keys as key_store
 from bot.store.db import MIGRATIONS, Database
-from bot.store.keystore import KeyStoreMismatch, open_keystore, open_stores
+from bot.store.keystore import KeyStoreMismatch, move_keys_out, open_keystore, open_stores
 from tests.conftest import (
     PG_URL,
     Bot,
@@ -322,3 +322,39 @@ async def test_a_key_store_that_does_not_go_with_the_data_is_refused(tmp_path: P
         shutil.move(path, tmp_path / f"elsewhere-{path.name}")
     with pytest.raises(KeyStoreMismatch, match=r"^BOT_KEYSTORE_URL: the key store holds no"):
         await open_stores(url, keystore_beside(tmp_path / "bot.db"))
+
+
+async def test_a_key_added_after_the_copy_keeps_the_old_table_until_it_is_moved(
+    tmp_path: Path,
+) -> None:
+    """An older process still running adds a person while a new one moves the keys out:
+    the data database does not drop its keys then, and the next start moves that one too."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    settings = make_settings(url, NOWHERE)
+    keyring = Keyring(settings.master_keys, settings.index_key)
+    await old_layout(url, keyring, UK)
+    keys, db = open_keystore(settings.keystore_url), Database(url)
+    await keys.start()
+    try:
+        moved = await move_keys_out(db, keys)
+        _, late = keyring.new_data_key("dk-late")
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO data_keys VALUES ('dk-late', :kid, :wrapped, 2.0)"),
+                {"kid": late.kid, "wrapped": late.wrapped},
+            )
+        await engine.dispose()
+        db.migration_facts["keys_moved"] = moved
+        with pytest.raises(RuntimeError, match="1 data keys in the data database are not in"):
+            await db.start()
+    finally:
+        await db.stop()
+        await keys.stop()
+    db, keys = await open_stores(url, settings.keystore_url)
+    try:
+        assert await keys.read(key_store.get, "dk-late") == (late.kid, late.wrapped)
+        assert not await db.read(key_store.legacy_table_exists)
+    finally:
+        await db.stop()
+        await keys.stop()

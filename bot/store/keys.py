@@ -118,10 +118,14 @@ def add_missing(conn: Connection, rows: list[dict[str, Any]]) -> None:
 # Before the key store: keys kept in the data database -------------------------------------
 
 
+def legacy_table_exists(conn: Connection) -> bool:
+    return bool(inspect(conn).has_table("data_keys"))
+
+
 def legacy_keys(conn: Connection, after: str, limit: int) -> list[dict[str, Any]] | None:
     """Up to `limit` keys still in the data database's old `data_keys` table, by id after
     `after`; None when that table is gone (moved already, or never there)."""
-    if not inspect(conn).has_table("data_keys"):
+    if not legacy_table_exists(conn):
         return None
     rows = conn.execute(
         text(

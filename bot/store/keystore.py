@@ -37,8 +37,10 @@ async def open_stores(
     await keys.start()
     db = Database(data_url, hold=hold, inline=inline)
     try:
-        await move_keys_out(db, keys)
-        db.migration_facts["keys_moved"] = True  # the data database may drop its keys now
+        # The data database drops its keys only if every one of them was moved (an older
+        # process still running may have added one since: then this start fails, and
+        # the next one moves it too).
+        db.migration_facts["keys_moved"] = await move_keys_out(db, keys)
         await db.start()
         if not await keys.read(key_store.any_key) and await db.read(contact_store.any_contact):
             raise KeyStoreMismatch(
@@ -52,13 +54,20 @@ async def open_stores(
     return db, keys
 
 
-async def move_keys_out(db: Database, keys: Database) -> int:
-    """Copy the data keys an older data database still holds into the key store."""
-    moved, after = 0, ""
+async def move_keys_out(db: Database, keys: Database) -> set[str]:
+    """Copy the data keys an older data database still holds into the key store;
+    the ids of those copied (and committed there)."""
+    moved: set[str] = set()
+    after = ""
     while True:
-        batch = await db.read(key_store.legacy_keys, after, MOVE_BATCH)
+        try:
+            batch = await db.read(key_store.legacy_keys, after, MOVE_BATCH)
+        except Exception:
+            if await db.read(key_store.legacy_table_exists):
+                raise
+            return moved  # another process starting at once moved them and dropped the table
         if not batch:
             return moved
         await keys.write(key_store.add_missing, batch)
-        moved += len(batch)
+        moved.update(row["id"] for row in batch)
         after = batch[-1]["id"]

@@ -21,12 +21,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    left = op.get_bind().execute(sa.text("SELECT count(*) FROM data_keys")).scalar_one()
-    if left and not context.config.attributes.get("keys_moved"):
-        # opened without the key store: never drop a key that was not moved
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":  # no process adds a key between the check and the drop
+        bind.execute(sa.text("LOCK TABLE data_keys IN ACCESS EXCLUSIVE MODE"))
+    moved = context.config.attributes.get("keys_moved") or set()
+    held = {row[0] for row in bind.execute(sa.text("SELECT id FROM data_keys"))}
+    if held - moved:  # opened without the key store, or a key was added since the copy
         raise RuntimeError(
-            f"{left} data keys are still in the data database: open it through the bot "
-            "(`bot.store.keystore.open_stores`), which moves them to the key store first"
+            f"{len(held - moved)} data keys in the data database are not in the key store yet: "
+            "open it through the bot (`bot.store.keystore.open_stores`), which moves them first"
         )
     op.drop_table("data_keys")
 
