@@ -267,17 +267,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_purge(args: argparse.Namespace) -> int:
     from bot.privacy.retention import purge
-    from bot.store.db import Database
+    from bot.store.keystore import open_stores
 
     settings = _operator_settings(args.dev)
 
     async def run() -> dict[str, int]:
-        db = Database(settings.DATABASE_URL, audit_key=settings.audit_key)
-        await db.start()
+        db, keys = await open_stores(
+            settings.DATABASE_URL, settings.keystore_url, audit_key=settings.audit_key
+        )
         try:
             return await purge(db, settings.retention_days, settings.BOT_INBOX_KEEP_DAYS)
         finally:
             await db.stop()
+            await keys.stop()
 
     counts = asyncio.run(run())
     print("purged: " + ", ".join(f"{name}={n}" for name, n in counts.items()))
@@ -287,18 +289,20 @@ def cmd_purge(args: argparse.Namespace) -> int:
 def cmd_keys(args: argparse.Namespace) -> int:
     from bot.crypto import Keyring
     from bot.keys import rotate
-    from bot.store.db import Database
+    from bot.store.keystore import open_stores
 
     settings = _operator_settings(args.dev)
     keyring = Keyring(settings.master_keys, settings.index_key)
 
     async def run() -> int:
-        db = Database(settings.DATABASE_URL, audit_key=settings.audit_key)
-        await db.start()
+        db, keys = await open_stores(
+            settings.DATABASE_URL, settings.keystore_url, audit_key=settings.audit_key
+        )
         try:
-            result = await rotate(db, keyring, batch_size=args.batch)
+            result = await rotate(db, keys, keyring, batch_size=args.batch)
         finally:
             await db.stop()
+            await keys.stop()
         print(
             f"re-wrapped {result.rewrapped} data keys in {result.batches} batches "
             f"under {keyring.active_kid}; {result.left} left under other keys"

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     WHATSAPP_PHONE_NUMBER_ID: str = ""
     WHATSAPP_API_URL: str = ""
     DATABASE_URL: str = "sqlite+aiosqlite:///var/bot.db"
+    BOT_KEYSTORE_URL: str = ""
     REDIS_URL: str = ""
     BOT_REDIS_PREFIX: str = Field(default="bot:", min_length=1, max_length=64)
     BOT_MASTER_KEYS: str = Field(min_length=1)
@@ -146,6 +147,11 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
+    @field_validator("BOT_KEYSTORE_URL")
+    @classmethod
+    def _check_keystore_url(cls, value: str) -> str:
+        return cls._check_database_url(value) if value else value
+
     @field_validator("WHATSAPP_API_URL")
     @classmethod
     def _check_api_url(cls, value: str) -> str:
@@ -172,6 +178,17 @@ class Settings(BaseSettings):
         if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value.upper()
+
+    @model_validator(mode="after")
+    def _check_keystore_apart(self) -> Settings:
+        if not self.BOT_KEYSTORE_URL and self.sqlite_path is None:
+            raise ValueError(
+                "BOT_KEYSTORE_URL: required when DATABASE_URL is PostgreSQL "
+                "(a database of its own for the data keys, not the data's)"
+            )
+        if self.keystore_url == self.DATABASE_URL:
+            raise ValueError("BOT_KEYSTORE_URL: must not be DATABASE_URL (keys apart from data)")
+        return self
 
     @model_validator(mode="after")
     def _check_live_needs_number_id(self) -> Settings:
@@ -286,6 +303,16 @@ class Settings(BaseSettings):
     @property
     def locales_dir(self) -> Path:
         return Path(self.BOT_LOCALES_DIR) if self.BOT_LOCALES_DIR else PROJECT / "locales"
+
+    @property
+    def keystore_url(self) -> str:
+        """Where the wrapped data keys live: BOT_KEYSTORE_URL, else a SQLite file beside
+        the database file (`var/bot.db` → `var/bot.keys.db`)."""
+        if self.BOT_KEYSTORE_URL:
+            return self.BOT_KEYSTORE_URL
+        path = self.sqlite_path
+        assert path is not None  # PostgreSQL without BOT_KEYSTORE_URL is refused above
+        return f"sqlite+aiosqlite:///{path.with_name(f'{path.stem}.keys{path.suffix}')}"
 
     @property
     def sqlite_path(self) -> Path | None:

@@ -123,6 +123,13 @@ class Keyring:
         )
         return WrappedKey(kid=self.active_kid, wrapped=nonce + ct)
 
+    def cached(self, key_id: str) -> DataKey | None:
+        """A data key unwrapped before and still in this process's cache."""
+        found = self._cache.get(key_id)
+        if found is not None:
+            self._cache.move_to_end(key_id)
+        return found
+
     def unwrap(self, key_id: str, wrapped: WrappedKey) -> DataKey:
         cached = self._cache.get(key_id)
         if cached is not None:

@@ -8,6 +8,8 @@ it did, with `operator` as the actor.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import phonenumbers
@@ -23,6 +25,7 @@ from bot.privacy.person import UNKNOWN, People
 from bot.store import Conn
 from bot.store import contacts as contact_store
 from bot.store.db import Database
+from bot.store.keystore import open_stores
 
 OPERATOR = "operator"
 
@@ -41,18 +44,24 @@ def normalize_e164(value: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-async def _open(settings: Settings) -> tuple[Database, People]:
-    db = Database(settings.DATABASE_URL, audit_key=settings.audit_key)
-    await db.start()
-    return db, People(db, Keyring(settings.master_keys, settings.index_key))
+@asynccontextmanager
+async def _open(settings: Settings) -> AsyncIterator[tuple[Database, People]]:
+    """The data database and, through `People`, the key store; both closed after."""
+    db, keys = await open_stores(
+        settings.DATABASE_URL, settings.keystore_url, audit_key=settings.audit_key
+    )
+    try:
+        yield db, People(db, Keyring(settings.master_keys, settings.index_key), keys)
+    finally:
+        await db.stop()
+        await keys.stop()
 
 
 async def export_person(settings: Settings, number: str) -> dict[str, Any]:
     """The same document the person gets in chat; `contact` is null when nothing is held
     (the do-not-contact entry of an erased number is still shown)."""
     e164 = normalize_e164(number)
-    db, people = await _open(settings)
-    try:
+    async with _open(settings) as (db, people):
         person = await people.find(e164=e164)
         indexes = person.indexes if person else [people.phone_index(e164)]
         doc = await access.export_of(db, person, Controller.from_settings(settings), indexes)
@@ -62,29 +71,23 @@ async def export_person(settings: Settings, number: str) -> dict[str, Any]:
         )  # fmt: skip
         await db.write(audit.append, [event])
         return doc
-    finally:
-        await db.stop()
 
 
 async def erase_person(settings: Settings, number: str) -> dict[str, int]:
     """Erase like the chat flow does, without the farewell message."""
     e164 = normalize_e164(number)
-    db, people = await _open(settings)
-    try:
+    async with _open(settings) as (db, people):
         person = await people.find(e164=e164)
         if person is None:
             raise OperatorError("nothing is held for that number")
-        counts = await db.write(
+        shredded = await people.shred(person)  # the key first: the rows are sealed from now on
+        return await db.write(
             lambda c: erasure.erase(
                 c, contact_id=person.contact_id, indexes=person.indexes,
                 phone_index=person.phone_index, pseudonym=person.pseudonym, now=time.time(),
-                via="cli",
+                via="cli", shredded=shredded,
             )
         )  # fmt: skip
-        people.forget(person)
-        return counts
-    finally:
-        await db.stop()
 
 
 async def send_template(
@@ -103,25 +106,22 @@ async def send_template(
         templates = load_templates(settings.templates_path)
     except TemplateFileError as exc:
         raise OperatorError(str(exc)) from None
-    db, people = await _open(settings)
     try:
-        send = TemplateSend(e164, template, category, params, language)
-        return await queue_template(
-            db, people, templates, send, tier=settings.messaging_tier,
-            unreachable_days=settings.BOT_UNREACHABLE_DAYS,
-        )  # fmt: skip
+        async with _open(settings) as (db, people):
+            send = TemplateSend(e164, template, category, params, language)
+            return await queue_template(
+                db, people, templates, send, tier=settings.messaging_tier,
+                unreachable_days=settings.BOT_UNREACHABLE_DAYS,
+            )  # fmt: skip
     except SendRefused as refused:
         raise OperatorError(f"refused: {refused.reason.value}: {refused.explanation}") from None
-    finally:
-        await db.stop()
 
 
 async def end_handoff(settings: Settings, number: str) -> None:
     """Give a handed-off conversation back to the bot: the person's next message gets
     the menu again. (The support API will do the same for staff.)"""
     e164 = normalize_e164(number)
-    db, people = await _open(settings)
-    try:
+    async with _open(settings) as (db, people):
         person = await people.find(e164=e164)
         if person is None or person.row is None or person.row.handoff_at is None:
             raise OperatorError("that conversation is not handed off")
@@ -138,8 +138,6 @@ async def end_handoff(settings: Settings, number: str) -> None:
             audit.append(conn, [event])
 
         await db.write(unit)
-    finally:
-        await db.stop()
 
 
 async def verify_audit(settings: Settings, expect_head: str | None) -> audit.Verdict:
@@ -147,12 +145,8 @@ async def verify_audit(settings: Settings, expect_head: str | None) -> audit.Ver
     no checkpoint is newer than the chain it is compared with."""
     key, path = settings.audit_key, settings.audit_checkpoints
     checkpoints, problem = audit.read_checkpoints(path, key)
-    db = Database(settings.DATABASE_URL, audit_key=key)
-    await db.start()
-    try:
+    async with _open(settings) as (db, _):
         verdict = await db.read(audit.verify, key, checkpoints, expect_head)
-        if verdict.ok and problem:
-            verdict.ok, verdict.problem = False, problem
-        return verdict
-    finally:
-        await db.stop()
+    if verdict.ok and problem:
+        verdict.ok, verdict.problem = False, problem
+    return verdict

@@ -1,11 +1,11 @@
 """The wiring: every service of one process, built complete, in order.
 
-`open_services` opens the database (migrations run), reads or makes the bot's
-own data keys (`SystemKeys`), then builds every service with what it needs
-(`build_services`) and starts them; nothing is patched in later. The pieces a
-test builds on its own (a conversation turn, the outbox) come from the same
-builders (`build_conversation`, `build_outbox`), so a test cannot drift from
-what the app runs.
+`open_services` opens the database and the key store apart from it (migrations
+run), reads or makes the bot's own data keys in the key store (`SystemKeys`),
+then builds every service with what it needs (`build_services`) and starts them;
+nothing is patched in later. The pieces a test builds on its own (a conversation
+turn, the outbox) come from the same builders (`build_conversation`,
+`build_outbox`), so a test cannot drift from what the app runs.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from bot.runtime.pacing import Pacing, Rates
 from bot.runtime.turns import TurnRunner
 from bot.store import keys as key_store
 from bot.store.db import Database
+from bot.store.keystore import open_stores
 from bot.webhook import floods
 from bot.webhook.floods import SignatureFailures
 from bot.webhook.routes import WebhookDeps
@@ -70,6 +71,7 @@ class Services:
     settings: Settings
     keyring: Keyring
     db: Database
+    keys: Database  # the key store: wrapped data keys, apart from the data
     people: People
     client: GraphClient
     outbox: Outbox
@@ -136,6 +138,7 @@ class Services:
         # The last entries are in: note the head they leave.
         await checkpoint_logged(self.db, self.settings.audit_key, self.settings.audit_checkpoints)
         await self.db.stop()
+        await self.keys.stop()
         await self.client.aclose()
         await self.limits.aclose()
         log.info("bot stopped")
@@ -195,26 +198,27 @@ async def open_services(
     # A turn worker shares SQLite's one write lock with the web workers, whose commits
     # Meta waits on: its transactions keep the lock a few milliseconds at most.
     turn_worker = role == "turns"
-    db = Database(
+    db, key_db = await open_stores(  # migrations first: the system keys are in the key store
         settings.DATABASE_URL,
+        settings.keystore_url,
         hold=TURN_WORKER_HOLD if turn_worker else None,
         inline=turn_worker,
         audit_key=settings.audit_key,
     )
-    await db.start()  # migrations first: the system keys are kept in the store
     try:
-        keys = await system_keys(db, keyring)
+        keys = await system_keys(key_db, keyring)
         await db.write(key_store.note_master_key, keyring.active_kid, time.time())
-        services = build_services(settings, content, keyring, db, keys, clock, role, share)
+        services = build_services(settings, content, keyring, db, key_db, keys, clock, role, share)
     except BaseException:
         await db.stop()
+        await key_db.stop()
         raise
     await services.start()
     return services
 
 
 async def system_keys(db: Database, keyring: Keyring) -> SystemKeys:
-    """The bot's own data keys, made on first start and read after."""
+    """The bot's own data keys, made on first start and read after (`db`: the key store)."""
     return SystemKeys(
         inbox=await _system_key(db, keyring, INBOX_KEY_ID),
         outbox=await _system_key(db, keyring, OUTBOX_KEY_ID),
@@ -238,6 +242,7 @@ def build_services(
     content: Content,
     keyring: Keyring,
     db: Database,
+    key_db: Database,
     keys: SystemKeys,
     clock: Callable[[], float],
     role: Role,
@@ -258,7 +263,7 @@ def build_services(
         alarm=alerts,
     )
     controller = Controller.from_settings(settings)
-    people = People(db, keyring)
+    people = People(db, keyring, key_db)
     stops = QuietRevocation(db, people, controller.policy_version)
     outbox = build_outbox(
         settings, db, keyring, client, limits, owner, templates, stops, clock,
@@ -299,8 +304,8 @@ def build_services(
         db, people, outbox, keys.outbox, owner, lone_worker=not settings.REDIS_URL, clock=clock
     )
     return Services(
-        settings, keyring, db, people, client, outbox, turns, metrics, webhook, feed, templates,
-        limits, alerts, role=role,
+        settings, keyring, db, key_db, people, client, outbox, turns, metrics, webhook, feed,
+        templates, limits, alerts, role=role,
         watch=InboxWatch(db, turns.notify, share=share) if role == "turns" else None,
     )  # fmt: skip
 

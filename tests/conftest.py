@@ -1,7 +1,9 @@
 """Shared fixtures: a real bot and a real fake Graph API, both served on loopback.
 
 Set BOT_TEST_DATABASE_URL (a postgresql+asyncpg:// URL) to run the database
-tests on PostgreSQL as well, and BOT_TEST_REDIS_URL for Redis. With
+tests on PostgreSQL as well (their key store is the database of the same name
+with `_keys` after it, made when missing, or BOT_TEST_KEYSTORE_URL), and
+BOT_TEST_REDIS_URL for Redis. With
 BOT_TEST_STRICT=1 (set by .ci/run) a missing component fails the test
 instead of skipping it, so CI never skips silently.
 """
@@ -23,6 +25,7 @@ import httpx
 import orjson
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app import Services, create_app
@@ -38,6 +41,11 @@ TOKEN = "test-token"
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "meta-samples"
 STRICT = os.environ.get("BOT_TEST_STRICT") == "1"
 PG_URL = os.environ.get("BOT_TEST_DATABASE_URL", "")
+PG_KEYS_URL = os.environ.get("BOT_TEST_KEYSTORE_URL", "") or (
+    make_url(PG_URL).set(database=f"{make_url(PG_URL).database}_keys").render_as_string(False)
+    if PG_URL
+    else ""
+)
 
 
 def require(condition: bool, reason: str) -> None:
@@ -71,8 +79,26 @@ def make_settings(db_url: str, api_url: str, **overrides: Any) -> Settings:
     }
     if not db_url.startswith("sqlite"):  # beside a SQLite file is per test; this is too
         values["BOT_AUDIT_CHECKPOINTS"] = str(Path(tempfile.mkdtemp()) / "checkpoints.jsonl")
+    if db_url.startswith("postgresql"):
+        values["BOT_KEYSTORE_URL"] = PG_KEYS_URL
     values.update(overrides)
     return load_settings(env_file=None, **values)
+
+
+async def ensure_postgres_database(url: str) -> None:
+    """Create the database `url` names when it does not exist yet (as the server's
+    `postgres` database, which every PostgreSQL has)."""
+    target = make_url(url)
+    admin = create_async_engine(
+        target.set(database="postgres").render_as_string(False), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with admin.connect() as conn:
+            query = text("SELECT 1 FROM pg_database WHERE datname = :name")
+            if not (await conn.execute(query, {"name": target.database})).first():
+                await conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        await admin.dispose()
 
 
 async def reset_postgres(url: str) -> None:
@@ -88,22 +114,34 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated, empty SQLite database, copied for each test: creating and
     migrating a file per test costs a dozen fsyncs each (test_store covers
     migrating a fresh file)."""
-    from bot.store.db import Database
+    from bot.store.keystore import open_stores
 
     path = tmp_path_factory.mktemp("template") / "bot.db"
 
     async def migrate() -> None:
-        db = Database(f"sqlite+aiosqlite:///{path}")
-        await db.start()
+        db, keys = await open_stores(f"sqlite+aiosqlite:///{path}", keystore_beside(path))
         await db.stop()
+        await keys.stop()
 
     asyncio.run(migrate())
     return path
 
 
+def keystore_beside(path: Path) -> str:
+    """The default key store of a SQLite database file: `bot.db` → `bot.keys.db`."""
+    return f"sqlite+aiosqlite:///{path.with_name(f'{path.stem}.keys{path.suffix}')}"
+
+
 def fresh_sqlite(template: Path, tmp_path: Path) -> str:
+    """A copy of the migrated database and its key store beside it."""
     shutil.copyfile(template, tmp_path / "bot.db")
+    shutil.copyfile(template.with_name("bot.keys.db"), tmp_path / "bot.keys.db")
     return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+
+
+# A test about one database's layout runs on that database only (not skipped on the other).
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+POSTGRES_ONLY = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -113,6 +151,8 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
         return fresh_sqlite(sqlite_template, tmp_path)
     require(bool(PG_URL), "PostgreSQL not configured (set BOT_TEST_DATABASE_URL)")
     await reset_postgres(PG_URL)
+    await ensure_postgres_database(PG_KEYS_URL)
+    await reset_postgres(PG_KEYS_URL)
     return PG_URL
 
 
@@ -200,6 +240,10 @@ class Bot:
 
     async def sql(self, query: str, **params: Any) -> list[Any]:
         return await self.services.db.read(lambda c: c.execute(text(query), params).all())
+
+    async def keys_sql(self, query: str, **params: Any) -> list[Any]:
+        """A query on the key store (the wrapped data keys, apart from the data)."""
+        return await self.services.keys.read(lambda c: c.execute(text(query), params).all())
 
 
 @pytest.fixture

@@ -85,6 +85,7 @@ async def run_cli(bot: Bot, *args: str) -> tuple[int, str, str]:
         "BOT_INDEX_KEY": s.BOT_INDEX_KEY,
         "BOT_AUDIT_KEY": s.BOT_AUDIT_KEY,
         "BOT_AUDIT_CHECKPOINTS": str(s.audit_checkpoints),
+        "BOT_KEYSTORE_URL": s.BOT_KEYSTORE_URL,
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args, env=env, cwd=ROOT,

@@ -8,7 +8,7 @@ import re
 import orjson
 import pytest
 
-from tests.conftest import Bot
+from tests.conftest import SQLITE_ONLY, Bot
 from tests.test_logs import out, restore_logging  # noqa: F401 - fixtures
 
 ALICE = "+447700900123"
@@ -16,7 +16,6 @@ LINE = re.compile(
     r"(?P<source>\S+) (?P<method>[A-Z]+) (?P<path>/\S*) (?P<status>\d{3}) (?P<size>\d+|-) "
     r"(?P<ms>\d+\.\d)ms"
 )
-SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 def access_lines(buffer: io.StringIO) -> list[dict]:

@@ -29,7 +29,9 @@ async def stored_keys(services: Services) -> tuple[DataKey, DataKey]:
     keyring = Keyring(services.settings.master_keys, services.settings.index_key)  # no cache
     keys = []
     for key_id in (INBOX_KEY_ID, OUTBOX_KEY_ID):
-        kid, wrapped = await services.db.read(lambda c, k=key_id: c.execute(query, {"id": k}).one())
+        kid, wrapped = await services.keys.read(
+            lambda c, k=key_id: c.execute(query, {"id": k}).one()
+        )
         keys.append(keyring.unwrap(key_id, WrappedKey(kid, wrapped)))
     return keys[0], keys[1]
 
@@ -39,7 +41,7 @@ async def test_open_services_builds_every_service_with_its_keys(tmp_path: Path) 
     services = await open_services(settings, load_content(settings))
     try:
         inbox, outbox = await stored_keys(services)
-        held = await services.db.read(
+        held = await services.keys.read(
             lambda c: c.execute(text("SELECT id FROM data_keys ORDER BY id")).all()
         )
     finally:

@@ -236,7 +236,7 @@ async def test_every_required_event_is_written_and_the_chain_holds(bot: Bot) -> 
 
     old = parse_master_keys(bot.settings.BOT_MASTER_KEYS)
     keyring = Keyring([MasterKey("k-new", os.urandom(32)), *old], bot.settings.index_key)
-    await rotate(s.db, keyring)
+    await rotate(s.db, s.keys, keyring)
     year_later = bot.clock() + 400 * 24 * 3600  # everything is past its period
     await purge(s.db, bot.settings.retention_days, 7, now=year_later)
     events = {r[0] for r in await bot.sql("SELECT DISTINCT event FROM audit")}

@@ -28,7 +28,7 @@ from tests.conftest import PG_URL, PHONE_NUMBER_ID, Bot, eventually, require, re
 
 # Not importable on their own: the command-line entry point runs at import, and
 # the migration environment needs alembic's context.
-SKIPPED = ("bot.__main__", "bot.store.migrations")
+SKIPPED = ("bot.__main__", "bot.store.migrations", "bot.store.keystore_migrations")
 
 
 def exception_classes() -> dict[str, type[BaseException]]:

@@ -11,7 +11,7 @@ import pytest
 from bot.conversation.flowfile import load_flows
 from bot.crypto import Index
 from bot.simulator import webhooks
-from tests.conftest import PHONE_NUMBER_ID, Bot
+from tests.conftest import PHONE_NUMBER_ID, SQLITE_ONLY, Bot
 from tests.flowkit import (
     BRAZIL,
     CALIFORNIA,
@@ -47,7 +47,6 @@ RESTING: dict[str, tuple[str | tuple[str, str], int]] = {
 
 # Tests of conversation logic run on SQLite only; storage on PostgreSQL is covered
 # by the opt-in, erasure and export tests below and by test_operator.
-SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 def test_every_resting_state_is_covered() -> None:
@@ -273,7 +272,7 @@ async def test_erasure_leaves_only_suppression_and_pseudonymous_audit(bot: Bot) 
     kr = bot.services.keyring
     for table in ["contacts", "consents", "consent_events", "messages", "inbox"]:
         assert await bot.sql(f"SELECT count(*) FROM {table}") == [(0,)], table
-    keys = await bot.sql("SELECT id FROM data_keys")
+    keys = await bot.keys_sql("SELECT id FROM data_keys")
     assert {k[0] for k in keys} == {"system-inbox", "system-outbox"}
     assert await bot.sql("SELECT phone_index FROM suppressions") == [
         (kr.blind_index(Index.PHONE, UK),)

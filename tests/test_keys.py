@@ -6,15 +6,14 @@ import asyncio
 from pathlib import Path
 
 import httpx
-from sqlalchemy import insert
 
 from bot.app import create_app
 from bot.crypto import CryptoError, Keyring
 from bot.keys import rotate
 from bot.operator import export_person
 from bot.simulator import webhooks
-from bot.store.db import Database
-from bot.store.tables import DataKey
+from bot.store import keys as key_store
+from bot.store.keystore import open_stores
 from tests.conftest import Bot, make_settings, random_key
 from tests.flowkit import options_of, text_of
 from tests.servers import running
@@ -55,20 +54,22 @@ async def test_rotation_under_load_leaves_everything_readable_with_the_new_key(
     async with running(app) as url, httpx.AsyncClient() as http:
         bot = Bot(url=url, services=app.extensions["bot"], fake=fake, http=http,
                   settings=settings, sent_before=len(fake.sent))  # fmt: skip
-        operator_db = Database(db_url, audit_key=settings.audit_key)
-        await operator_db.start()
+        operator_db, operator_keys = await open_stores(
+            db_url, settings.keystore_url, audit_key=settings.audit_key
+        )
         try:
             keyring = Keyring(settings.master_keys, settings.index_key)
             rotation, _ = await asyncio.gather(
-                rotate(operator_db, keyring, batch_size=2),
+                rotate(operator_db, operator_keys, keyring, batch_size=2),
                 converse(bot, [*PEOPLE, "+447700900300"], "hello"),
             )
         finally:
             await operator_db.stop()
+            await operator_keys.stop()
         await bot.replies(len(PEOPLE) + 1)
         await bot.idle()
         assert rotation.left == 0 and rotation.rewrapped >= len(PEOPLE)
-        kids = await bot.sql("SELECT DISTINCT kid FROM data_keys")
+        kids = await bot.keys_sql("SELECT DISTINCT kid FROM data_keys")
         assert kids == [("k2",)]
         assert (await bot.sql("SELECT count(*) FROM audit WHERE event='key_rotated'"))[0][0] >= 1
 
@@ -90,19 +91,19 @@ async def test_rotation_under_load_leaves_everything_readable_with_the_new_key(
 async def test_rotation_without_the_old_key_fails_clearly(db_url: str, tmp_path: Path) -> None:
     from bot.config import MasterKey
 
-    db = Database(db_url)
-    await db.start()
+    db, keys = await open_stores(db_url, make_settings(db_url, "http://127.0.0.1:9").keystore_url)
     try:
         old = Keyring([MasterKey("k1", b"\x01" * 32)], b"\x02" * 32)
         _, wrapped = old.new_data_key("dk-test")
         row = {"id": "dk-test", "kid": wrapped.kid, "wrapped": wrapped.wrapped, "created_at": 0}
-        await db.write(lambda c: c.execute(insert(DataKey.__table__), [row]))
+        await keys.write(key_store.add, row)
         only_new = Keyring([MasterKey("k2", b"\x03" * 32)], b"\x02" * 32)
         try:
-            await rotate(db, only_new)
+            await rotate(db, keys, only_new)
         except CryptoError as exc:
             assert "k1" in str(exc)
         else:
             raise AssertionError("rotation without the old key must fail")
     finally:
         await db.stop()
+        await keys.stop()

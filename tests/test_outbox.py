@@ -12,13 +12,12 @@ from bot.simulator import webhooks
 from bot.whatsapp.client import GraphClient
 from bot.whatsapp.errors import Action, GraphError, classify
 from bot.whatsapp.messages import Document, Recipient, graph_body
-from tests.conftest import PHONE_NUMBER_ID, TOKEN, Bot, eventually
+from tests.conftest import PHONE_NUMBER_ID, SQLITE_ONLY, TOKEN, Bot, eventually
 
 ALICE = "+447700900123"
 BOB = "+6581234567"
 # Retry logic does not depend on the database: most of these run on SQLite only;
 # the transient and permanent cases also run on PostgreSQL for the row updates.
-SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 FAST = Timing(
     backoff_base=0.02, backoff_cap=0.1, throttle_pause=0.6, recipient_pause=0.6, quality_pause=0.6
 )

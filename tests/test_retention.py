@@ -26,7 +26,7 @@ from tests.conftest import PHONE_NUMBER_ID, Bot, eventually
 from tests.flowkit import BRAZIL, CALIFORNIA, GERMANY, INDIANA, SINGAPORE, UK, say, tap
 
 DAY = 86_400
-KEPT_TABLES = ("contacts", "consents", "consent_events", "data_keys", "suppressions")
+KEPT_TABLES = ("contacts", "consents", "consent_events", "suppressions")
 
 
 async def execute(bot: Bot, query: str, **params: Any) -> None:
@@ -35,7 +35,8 @@ async def execute(bot: Bot, query: str, **params: Any) -> None:
 
 
 async def snapshot(bot: Bot) -> dict[str, list[Any]]:
-    return {t: await bot.sql(f"SELECT * FROM {t} ORDER BY 1") for t in KEPT_TABLES}
+    kept = {t: await bot.sql(f"SELECT * FROM {t} ORDER BY 1") for t in KEPT_TABLES}
+    return {**kept, "data_keys": await bot.keys_sql("SELECT * FROM data_keys ORDER BY 1")}
 
 
 async def purges(bot: Bot) -> list[dict[str, int]]:

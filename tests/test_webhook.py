@@ -10,11 +10,10 @@ from sqlalchemy import text
 
 from bot.crypto import Index
 from bot.simulator import webhooks
-from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, Bot, eventually
+from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, SQLITE_ONLY, Bot, eventually
 
 ALICE = "+447700900123"
 # Input validation does not depend on the database: these run on SQLite only.
-SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 BOB = "+491713920042"
 
 

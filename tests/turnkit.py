@@ -39,6 +39,7 @@ from bot.services import Content, SystemKeys, build_conversation, system_keys
 from bot.simulator import webhooks
 from bot.store import inbox as inbox_store
 from bot.store.db import Database
+from bot.store.keystore import open_stores
 from bot.whatsapp.events import InboundMessage, parse_webhook
 from tests.conftest import PHONE_NUMBER_ID, make_settings
 
@@ -68,13 +69,16 @@ def tapped(reply_id: str, title: str = "x") -> dict[str, Any]:
 
 
 class TurnKit:
-    def __init__(self, settings: Settings, db: Database, keys: SystemKeys, now: float) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, key_db: Database, keys: SystemKeys, now: float
+    ) -> None:
         self.settings = settings
         self.db = db
+        self.key_db = key_db  # the key store
         self.keys = keys
         self.now = now  # the time every turn is judged by; tests move it
         self.keyring = Keyring(settings.master_keys, settings.index_key)
-        self.people = People(db, self.keyring)
+        self.people = People(db, self.keyring, key_db)
         flows, texts = read_flows_and_texts(settings)
         countries = load_countries(settings.flows_dir / COUNTRIES_FILE)
         notices = load_notices(settings.flows_dir / NOTICES_FILE)
@@ -99,13 +103,13 @@ class TurnKit:
         if flows_dir is not None:
             settings["BOT_FLOWS_DIR"] = str(flows_dir)
         made = make_settings(db_url, NOWHERE, **settings)
-        db = Database(db_url, audit_key=made.audit_key)
-        await db.start()
+        db, key_db = await open_stores(db_url, made.keystore_url, audit_key=made.audit_key)
         try:
-            keys = await system_keys(db, Keyring(made.master_keys, made.index_key))
-            yield cls(made, db, keys, time.time() if now is None else now)
+            keys = await system_keys(key_db, Keyring(made.master_keys, made.index_key))
+            yield cls(made, db, key_db, keys, time.time() if now is None else now)
         finally:
             await db.stop()
+            await key_db.stop()
 
     # Time ----------------------------------------------------------------------------------
 

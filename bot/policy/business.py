@@ -138,7 +138,7 @@ async def queue_template(
     assert message is not None
     initiated = business_initiated(request, person.facts, now)
     message_id = await _write(
-        db, person, message, request.category, actor, now,
+        db, people, person, message, request.category, actor, now,
         tier=tier if initiated else NOT_COUNTED, detail=detail,
     )  # fmt: skip
     return Queued(message_id, language, initiated)
@@ -161,7 +161,7 @@ async def queue_text(
     reason = decide(request, person.facts, now, erased_if_unknown=False)
     if reason is not None:
         await _refuse(db, actor, reason, Category.SERVICE.value, person, {})
-    return await _write(db, person, Text(text), Category.SERVICE, actor, now)
+    return await _write(db, people, person, Text(text), Category.SERVICE, actor, now)
 
 
 NOT_COUNTED = -1  # a message that opens no business-initiated conversation
@@ -169,6 +169,7 @@ NOT_COUNTED = -1  # a message that opens no business-initiated conversation
 
 async def _write(
     db: Database,
+    people: People,
     recipient: _Recipient,
     message: Outbound,
     category: Category,
@@ -209,6 +210,7 @@ async def _write(
         audit.append(conn, [queued])
         return True
 
+    await people.keep(person)  # the key first: a row never outlives its key
     if not await db.write(unit):
         await _refuse(db, actor, Reason.TIER_EXHAUSTED, category.value, recipient, detail or {})
     return str(out["id"])

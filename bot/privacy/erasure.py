@@ -1,7 +1,8 @@
 """Right to erasure, by crypto-shredding: the same for the chat flow and `python -m bot erase`.
 
-The person's rows go and so does their data key, so any copy of their sealed
-fields in a backup can no longer be opened. What stays: a suppression entry
+Their data key goes first, from the key store (`People.shred`, a database apart
+from the data), then their rows, so any copy of their sealed fields in a backup of
+the data can no longer be opened with the live keys. What stays: a suppression entry
 (a keyed hash of the number, so STOP keeps working and the bot never writes
 to them first again) and the audit trail, which names only a pseudonym.
 """
@@ -22,8 +23,10 @@ def erase(
     pseudonym: str,
     now: float,
     via: str,
+    shredded: int = 0,
 ) -> dict[str, int]:
-    counts = store.erase_contact(conn, contact_id, indexes)
+    """Delete the rows (the key is shredded already: `shredded` keys, for the record)."""
+    counts = {**store.erase_contact(conn, contact_id, indexes), "data_keys": shredded}
     if phone_index:
         store.suppress(conn, phone_index, "erased", now)
     audit.append(conn, [audit.Event(pseudonym, "data_deletion", detail={"via": via, **counts})])

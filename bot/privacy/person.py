@@ -6,21 +6,29 @@ is unwrapped and their sealed profile opened once, here. Turns, business
 sends, the operator's commands and Meta's quiet stops all come through
 `People`, so a person is looked up, keyed and paced the same way whoever asks.
 
-Someone never met gets a new contact id and data key in memory; nothing is
-stored until the caller's unit calls `create`, in the same transaction as
-whatever made them known.
+Data keys live in the key store, a database apart from the data (`keys`), so
+a backup of the data database holds none. Someone never met gets a new contact
+id and data key in memory; the caller stores the key first (`keep`, in the key
+store) and then the person (`create`, in the same transaction as whatever made
+them known): a key without its contact is harmless, a contact without its key
+could never be read. Erasure runs the other way: the key is shredded first
+(`shred`), then the rows go; a person whose key is gone while rows remain (a
+crash between the two) has those rows erased when next looked up.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.crypto import DataKey, Index, Keyring, WrappedKey, seal
+from bot.privacy import erasure
 from bot.privacy.profile import Profile
 from bot.store import Conn
 from bot.store import contacts as contact_store
+from bot.store import keys as key_store
 from bot.store.db import Database
 from bot.whatsapp.events import Party
 
@@ -75,11 +83,13 @@ class Person:
 
 
 class People:
-    """Finds people and makes new ones; the only place that unwraps a person's key."""
+    """Finds people and makes new ones; the only place that reads, stores, unwraps and
+    shreds a person's key."""
 
-    def __init__(self, db: Database, keyring: Keyring) -> None:
+    def __init__(self, db: Database, keyring: Keyring, keys: Database) -> None:
         self._db = db
         self._kr = keyring
+        self._keys = keys
 
     @property
     def keyring(self) -> Keyring:
@@ -95,12 +105,28 @@ class People:
         after its person is erased."""
         return self._kr.blind_index(Index.PHONE, e164)
 
-    def data_key(self, key_id: str, kid: str, wrapped: bytes) -> DataKey:
-        return self._kr.unwrap(key_id, WrappedKey(kid, wrapped))
+    # Keys ----------------------------------------------------------------------------------
 
-    def forget(self, person: Person) -> None:
-        """After an erasure: drop their unwrapped key from this process's cache too."""
+    async def data_key(self, key_id: str) -> DataKey | None:
+        """A person's data key, unwrapped: from this process's cache (a turn's usual case,
+        no read at all), else from the key store; None once shredded."""
+        cached = self._kr.cached(key_id)
+        if cached is not None:
+            return cached
+        stored = await self._keys.read(key_store.get, key_id)
+        return None if stored is None else self._kr.unwrap(key_id, WrappedKey(*stored))
+
+    async def keep(self, person: Person) -> None:
+        """Store a new person's key in the key store, before anything it seals is stored."""
+        if person.created is not None:
+            await self._keys.write(key_store.add, person.created["key"])
+
+    async def shred(self, person: Person) -> int:
+        """Erasure's first step: delete their key from the key store and from this
+        process's cache. Whatever it sealed, live or in a backup, is unreadable from here on,
+        even if deleting the rows fails and waits for the next try."""
         self._kr.forget(person.dk.key_id)
+        return await self._keys.write(key_store.shred, person.dk.key_id)
 
     # Finding -------------------------------------------------------------------------------
 
@@ -142,11 +168,23 @@ class People:
         row = await self._db.read(contact_store.find, phone_index, user_index)
         if row is None:
             return None
-        dk = self.data_key(row.data_key_id, row.kid, row.wrapped)
+        dk = await self.data_key(row.data_key_id)
+        if dk is None:  # shredded, and the rows outlived it: finish the erasure
+            await self._finish_erasure(row)
+            return None
         return Person(
             row.id, dk, self.pseudonym(row.id), phone_index or row.phone_index,
             user_index or row.user_index, e164, row=row,
             profile=Profile.open(dk, row.id, row.profile_sealed),
+        )  # fmt: skip
+
+    async def _finish_erasure(self, row: contact_store.ContactRow) -> None:
+        indexes = [i for i in (row.phone_index, row.user_index) if i]
+        await self._db.write(
+            lambda c: erasure.erase(
+                c, contact_id=row.id, indexes=indexes, phone_index=row.phone_index,
+                pseudonym=self.pseudonym(row.id), now=time.time(), via="key_shredded",
+            )
         )  # fmt: skip
 
     def _new(
@@ -206,10 +244,9 @@ def seal_column(dk: DataKey, contact_id: str, column: str, value: str) -> bytes:
 
 def create(conn: Conn, person: Person, **columns: Any) -> None:
     """Store someone new (with extra contact columns, e.g. `initiated_at`); known
-    people are left as they are."""
+    people are left as they are. Their key is in the key store already (`People.keep`)."""
     if person.created is not None:
-        contact = {**person.created["contact"], **columns}
-        contact_store.create(conn, key=person.created["key"], contact=contact)
+        contact_store.create(conn, {**person.created["contact"], **columns})
 
 
 def _e164(wa_id: str) -> str:

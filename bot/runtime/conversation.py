@@ -226,15 +226,17 @@ class ConversationTurn:
             if turn.erased:
                 erasure.erase(
                     conn, contact_id=cid, indexes=person.indexes, phone_index=person.phone_index,
-                    pseudonym=person.pseudonym, now=now, via="chat",
+                    pseudonym=person.pseudonym, now=now, via="chat", shredded=shredded,
                 )  # fmt: skip
                 message_store.add(conn, rows[1:])  # the farewell, under the system key
             return True
 
+        await self._people.keep(person)  # the key first: a row never outlives its key
+        shredded = 0
+        if turn.erased:  # the key first: the rows are sealed from now on
+            shredded = await self._people.shred(person)
         if not await self._deps.db.write(unit):
             return []
-        if turn.erased:
-            self._people.forget(person)
         return items
 
     @staticmethod

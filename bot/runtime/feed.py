@@ -88,17 +88,22 @@ class OutboxFeed:
         rows = await self._db.write(
             message_store.claim, self._owner, self._clock(), takeover=takeover
         )
-        items = [self._open(row) for row in rows]
+        opened = [await self._open(row) for row in rows]
+        items = [item for item in opened if item is not None]
         if items:
             log.info("outbox took over %d queued messages", len(items))
             self._outbox.enqueue(items)
 
-    def _open(self, row: message_store.QueuedRow) -> OutItem:
-        if row.contact_id is None or row.kid is None or row.wrapped is None:
+    async def _open(self, row: message_store.QueuedRow) -> OutItem | None:
+        """The queued message, opened; None when its person's key is shredded (it is
+        erased with them)."""
+        if row.contact_id is None:
             dk, farewell = self._system_key, True
         else:
-            dk = self._people.data_key(row.data_key_id or "", row.kid, row.wrapped)
-            farewell = False
+            found = await self._people.data_key(row.data_key_id) if row.data_key_id else None
+            if found is None:
+                return None
+            dk, farewell = found, False
         body: dict[str, Any] = orjson.loads(open_sealed(dk, row.body, f"messages/body/{row.id}"))
         template = body.get("template", {}).get("name") if body.get("type") == "template" else None
         return OutItem(

@@ -1,4 +1,5 @@
-"""Contacts and their data keys. Values arrive here already sealed or hashed."""
+"""Contacts. Values arrive here already sealed or hashed; their data keys are in the
+key store (`bot.store.keys`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
 from bot.store.db import Bare, Query, hot
-from bot.store.tables import Consent, Contact, DataKey
+from bot.store.tables import Consent, Contact
 
 contacts = Contact.__table__
-data_keys = DataKey.__table__
 consents = Consent.__table__
 
 
@@ -19,8 +19,6 @@ consents = Consent.__table__
 class ContactRow:
     id: str
     data_key_id: str
-    kid: str
-    wrapped: bytes
     phone_index: str | None
     user_index: str | None
     last_inbound_at: float | None
@@ -36,8 +34,6 @@ class ContactRow:
 _COLUMNS = (
     contacts.c.id,
     contacts.c.data_key_id,
-    data_keys.c.kid,
-    data_keys.c.wrapped,
     contacts.c.phone_index,
     contacts.c.user_index,
     contacts.c.last_inbound_at,
@@ -52,7 +48,6 @@ _COLUMNS = (
 
 _FIND = (
     select(*_COLUMNS, consents.c.status)
-    .join(data_keys, data_keys.c.id == contacts.c.data_key_id)
     .outerjoin(
         consents,
         and_(consents.c.contact_id == contacts.c.id, consents.c.purpose == "marketing"),
@@ -81,9 +76,13 @@ def find(
     return ContactRow(*rows[0]) if rows else None
 
 
-def create(conn: Connection, *, key: dict[str, Any], contact: dict[str, Any]) -> None:
-    conn.execute(insert(data_keys), [key])
+def create(conn: Connection, contact: dict[str, Any]) -> None:
+    """Store a new contact; their data key is in the key store already."""
     conn.execute(insert(contacts), [contact])
+
+
+def any_contact(conn: Connection) -> bool:
+    return conn.execute(select(contacts.c.id).limit(1)).first() is not None
 
 
 _TOUCH: dict[tuple[str, ...], Query] = {}  # by the columns set: a turn sets two or three

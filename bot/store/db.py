@@ -260,9 +260,12 @@ def make_engine(url: str, *, writer: bool = False) -> AsyncEngine:
     return create_async_engine(url, pool_size=2 if writer else 8, pool_pre_ping=True)
 
 
-def _upgrade(conn: Connection) -> None:
+def _upgrade(
+    conn: Connection, migrations: Path = MIGRATIONS, attributes: dict[str, Any] | None = None
+) -> None:
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(migrations))
+    cfg.attributes.update(attributes or {})
     cfg.attributes["connection"] = conn
     if conn.dialect.name == "postgresql":
         # Several workers start at once; one migrates, the others wait for it.
@@ -285,12 +288,17 @@ class Database:
         hold: float | None = None,
         inline: bool = False,
         audit_key: bytes | None = None,
+        migrations: Path = MIGRATIONS,
     ) -> None:
         """`hold`: how long one transaction may keep the write lock (see `Writer`).
         `inline`: SQLite is used from the event loop's own thread (see `LoopChannel`).
         `audit_key`: what audit entries are chained under (`bot.audit`), handed to each
-        write connection; without it, appending an audit entry fails."""
+        write connection; without it, appending an audit entry fails.
+        `migrations`: the schema's Alembic scripts (the key store has its own)."""
         self.url = url
+        self._migrations = migrations
+        # What the migrations are told (`keys_moved`: see `bot.store.keystore`).
+        self.migration_facts: dict[str, Any] = {}
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
         self._sync_write: Engine | None = None
         self._sync_read: Engine | None = None
@@ -329,14 +337,14 @@ class Database:
 
                 def upgrade() -> None:
                     with engine.connect() as conn:
-                        _upgrade(conn)
+                        _upgrade(conn, self._migrations, self.migration_facts)
                         conn.commit()
 
                 await asyncio.to_thread(upgrade)
                 return
             assert self._async_write is not None
             async with self._async_write.connect() as conn:
-                await conn.run_sync(_upgrade)
+                await conn.run_sync(_upgrade, self._migrations, self.migration_facts)
                 await conn.commit()
         except Exception as exc:
             if (gone := _gone(exc, "migration")) is None:

@@ -8,11 +8,10 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, case, delete, insert, or_, select, update
 
 from bot.store.db import Query
-from bot.store.tables import Contact, DataKey, Message
+from bot.store.tables import Contact, Message
 
 messages = Message.__table__
 contacts = Contact.__table__
-data_keys = DataKey.__table__
 
 QUEUED, SENT, DELIVERED, READ, FAILED = "queued", "sent", "delivered", "read", "failed"
 REFUSED = "refused"  # stopped by the send gate; never reached Meta
@@ -120,9 +119,7 @@ class QueuedRow:
     body: bytes
     attempts: int
     next_attempt_at: float | None
-    data_key_id: str | None
-    kid: str | None
-    wrapped: bytes | None
+    data_key_id: str | None  # None: its contact is gone
 
 
 _QUEUED = and_(messages.c.direction == "out", messages.c.status == QUEUED)
@@ -167,11 +164,8 @@ def claim(
             messages.c.attempts,
             messages.c.next_attempt_at,
             contacts.c.data_key_id,
-            data_keys.c.kid,
-            data_keys.c.wrapped,
         )
         .outerjoin(contacts, contacts.c.id == messages.c.contact_id)
-        .outerjoin(data_keys, data_keys.c.id == contacts.c.data_key_id)
         .where(messages.c.id.in_(ids))
         .order_by(messages.c.created_at, messages.c.id)
     )

@@ -11,7 +11,6 @@ from bot.store.tables import (
     Consent,
     ConsentEvent,
     Contact,
-    DataKey,
     InboxEvent,
     Message,
     Suppression,
@@ -21,7 +20,6 @@ consents = Consent.__table__
 consent_events = ConsentEvent.__table__
 suppressions = Suppression.__table__
 contacts = Contact.__table__
-data_keys = DataKey.__table__
 messages = Message.__table__
 inbox = InboxEvent.__table__
 
@@ -126,14 +124,12 @@ def suppression_of(conn: Connection, *indexes: str | None) -> dict[str, Any] | N
 
 
 def erase_contact(conn: Connection, contact_id: str, indexes: list[str]) -> dict[str, int]:
-    """Delete every row about the person and their data key; returns counts per table.
+    """Delete every row about the person; returns counts per table. (Their data key is
+    shredded in the key store first: `People.shred`.)
 
     Their inbox rows go too (matched by the blind indexes they arrived under).
     """
-    key_id = conn.execute(
-        select(contacts.c.data_key_id).where(contacts.c.id == contact_id)
-    ).scalar_one()
-    counts = {
+    return {
         "consent_events": conn.execute(
             delete(consent_events).where(consent_events.c.contact_id == contact_id)
         ).rowcount,
@@ -148,5 +144,3 @@ def erase_contact(conn: Connection, contact_id: str, indexes: list[str]) -> dict
         else 0,
         "contacts": conn.execute(delete(contacts).where(contacts.c.id == contact_id)).rowcount,
     }
-    counts["data_keys"] = conn.execute(delete(data_keys).where(data_keys.c.id == key_id)).rowcount
-    return counts

@@ -3,27 +3,14 @@
 Columns ending in `_index` are blind indexes (keyed HMACs, see `bot.crypto`);
 columns ending in `_sealed` or named `payload`/`body` are AES-GCM ciphertexts
 bound to their table, column and row. Times are UTC epoch seconds (floats):
-compact, sortable and the same on SQLite and PostgreSQL.
+compact, sortable and the same on SQLite and PostgreSQL. Data keys are not here:
+they live in the key store, a database of their own (`bot.store.keys`).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
-
-
-class DataKey(SQLModel, table=True):
-    """A wrapped data key: one per contact, plus `system-inbox` for raw deliveries.
-
-    Deleting the row is crypto-shredding: whatever it sealed can no longer be read.
-    """
-
-    __tablename__ = "data_keys"
-
-    id: str = Field(primary_key=True, max_length=40)
-    kid: str = Field(max_length=64)
-    wrapped: bytes
-    created_at: float
 
 
 class Contact(SQLModel, table=True):
@@ -188,7 +175,7 @@ class MasterKeySeen(SQLModel, table=True):
 
 
 ALL_TABLES = [
-    DataKey, Contact, InboxEvent, Message, Consent, ConsentEvent, Suppression, AuditEntry,
+    Contact, InboxEvent, Message, Consent, ConsentEvent, Suppression, AuditEntry,
     MasterKeySeen,
 ]  # fmt: skip
 metadata = SQLModel.metadata
