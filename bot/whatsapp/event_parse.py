@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.whatsapp.event_items import (
+    ContactBook,
     contact_list,
     errors_of,
     message_event,
@@ -116,9 +117,9 @@ def _parse_preferences_value(value: Any, out: list[Event]) -> int:
 
 def _collect(
     items: Any,
-    build: Callable[[Any, str | None, list[dict[str, Any]]], Event | None],
+    build: Callable[[Any, str | None, ContactBook], Event | None],
     phone_number_id: str | None,
-    contacts: list[dict[str, Any]],
+    contacts: ContactBook,
     out: list[Event],
 ) -> int:
     """Append each item that builds into an event; count the ones that do not."""
