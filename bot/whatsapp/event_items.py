@@ -120,9 +120,7 @@ def _interactive(body: dict[str, Any]) -> _Content:
     return _str(reply.get("title")), _ident(reply.get("id")), None, None
 
 
-def status_event(
-    s: Any, phone_number_id: str | None, contacts: ContactBook
-) -> StatusUpdate | None:
+def status_event(s: Any, phone_number_id: str | None, contacts: ContactBook) -> StatusUpdate | None:
     """Build one status update, or None when it has no message id to apply to."""
     if not isinstance(s, dict):
         return None
