@@ -10,9 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import text
 
 from bot.simulator import webhooks
-from tests.conftest import PHONE_NUMBER_ID, Bot
+from tests.conftest import PHONE_NUMBER_ID, Bot, eventually
 
 ALICE = "+447700900123"
 BOB = "+491713920042"
@@ -153,3 +154,29 @@ async def test_statuses_after_an_erasure_are_dropped_at_once(bot: Bot) -> None:
             assert (await bot.post(body)).status_code == 200
     await bot.idle()
     assert await inbox_count(bot) == 0
+
+
+async def test_a_waiting_status_goes_once_its_recipient_is_erased(bot: Bot) -> None:
+    """A status kept while its recipient was known, whose person is erased before it is
+    applied (by another worker, in between), is removed at its next round, not kept."""
+    from bot.store import privacy as privacy_store
+
+    await bot.say(ALICE, "hi")
+    (reply,) = await bot.replies(1)
+    await bot.idle()
+    await bot.services.db.write(
+        lambda c: c.execute(text("UPDATE messages SET wamid_index=NULL WHERE direction='out'"))
+    )  # its send not recorded yet: the status waits
+    assert (await bot.post(webhooks.status(PHONE_NUMBER_ID, reply.wamid, ALICE, "read"))).is_success
+
+    async def waiting() -> bool:
+        return await bot.sql("SELECT state FROM inbox WHERE kind='status'") == [("waiting",)]
+
+    await eventually(waiting)
+    (contact_id,) = (await bot.sql("SELECT id FROM contacts"))[0]
+    await bot.services.db.write(privacy_store.erase_contact, contact_id, [])
+
+    async def gone() -> bool:
+        return await bot.sql("SELECT count(*) FROM inbox WHERE kind='status'") == [(0,)]
+
+    await eventually(gone, timeout=8)
