@@ -54,6 +54,20 @@ async def test_absurd_timestamp_costs_no_message(bot: Bot, stamp: Any) -> None:
 
 
 @SQLITE_ONLY
+async def test_an_event_nested_too_deeply_to_store_costs_no_other_message(bot: Bot) -> None:
+    deep, _ = webhooks.message(PHONE_NUMBER_ID, ALICE, webhooks.text("deep"))
+    fine, _ = webhooks.message(PHONE_NUMBER_ID, BOB, webhooks.text("fine"))
+    raw = orjson.dumps(batch(deep, fine)).replace(
+        b'"type":"text"', b'"odd":' + b"[" * 600 + b"]" * 600 + b',"type":"text"', 1
+    )  # readable (orjson reads 1,024 levels) but not writable as a slice (255)
+    assert (await bot.post(raw)).status_code == 200
+    (reply,) = await bot.replies(1)
+    assert reply.to == BOB[1:]
+    (entry,) = await audited(bot, "webhook_event_dropped")
+    assert entry == {"actor": "system", "count": 1}
+
+
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     "raw",
     [

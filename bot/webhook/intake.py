@@ -8,7 +8,8 @@ Bad input must never cost a message, nor stall the server:
   number, or with no number at all, is ignored; a timestamp no Unix time can be (below 0,
   beyond what the inbox stores) is replaced by the time of receipt, so one absurd field
   neither loses the message nor the messages beside it; a message older than Meta's retry
-  window is a replay and makes no turn. Each is counted, never stored.
+  window is a replay and makes no turn; an event nested too deeply to be stored is dropped.
+  Each is counted, never stored.
 - Parsing and sealing are linear in the number of events, and a large body is taken in
   on a thread (`take_in`), so the event loop keeps answering (`/healthz`, other deliveries).
 """
@@ -33,6 +34,7 @@ from bot.whatsapp.events import (
     ParsedDelivery,
     PayloadError,
     ValueErrors,
+    event_to_slice,
     parse_webhook,
 )
 
@@ -130,8 +132,22 @@ def _take_in(
         intake.seen[type(event).__name__] += 1
         if isinstance(event, ValueErrors):
             intake.meta_errors += [e.code for e in event.errors]
-    intake.rows, intake.contacts = sealed_rows(keyring, inbox_key, events, now)
+    try:
+        intake.rows, intake.contacts = sealed_rows(keyring, inbox_key, events, now)
+    except orjson.JSONEncodeError:  # an event nested deeper than its slice can be written
+        writable = [event for event in events if _writable(event)]
+        intake.seen["unwritable"] += len(events) - len(writable)
+        intake.rows, intake.contacts = sealed_rows(keyring, inbox_key, writable, now)
     return intake
+
+
+def _writable(event: Event) -> bool:
+    """Whether the event's slice can be stored (orjson writes 255 levels, reads 1,024)."""
+    try:
+        event_to_slice(event)
+    except orjson.JSONEncodeError:
+        return False
+    return True
 
 
 async def take_in(

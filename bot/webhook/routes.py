@@ -69,10 +69,12 @@ def _same(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
-# What `intake.screen` sets aside, audited once per delivery with its count (never an id).
+# What `intake` set aside or changed, audited once per delivery with its count (never an
+# id): kind -> (audit event, outcome).
 _AUDITED = {
-    "timestamp_clamped": "webhook_timestamp_clamped",
-    "replay_ignored": "webhook_replay_ignored",
+    "timestamp_clamped": ("webhook_timestamp_clamped", "kept"),
+    "replay_ignored": ("webhook_replay_ignored", "ignored"),
+    "unwritable": ("webhook_event_dropped", "dropped"),
 }
 
 
@@ -90,8 +92,8 @@ async def _store(deps: WebhookDeps, intake: Intake) -> None:
     Statuses for recipients the bot does not know (never written to, or erased since)
     are dropped inside the unit (`inbox_store.accept`) and counted."""
     events = [
-        audit.Event(audit.SYSTEM, name, outcome="ignored", detail={"count": intake.seen[kind]})
-        for kind, name in _AUDITED.items()
+        audit.Event(audit.SYSTEM, name, outcome=outcome, detail={"count": intake.seen[kind]})
+        for kind, (name, outcome) in _AUDITED.items()
         if intake.seen[kind]
     ]
     if not intake.rows and not events:
