@@ -194,3 +194,19 @@ async def test_a_waiting_status_goes_once_its_recipient_is_erased(bot: Bot) -> N
         return await bot.sql("SELECT count(*) FROM inbox WHERE kind='status'") == [(0,)]
 
     await eventually(gone, timeout=8)
+
+
+async def test_an_absurd_error_code_still_fails_the_message(bot: Bot) -> None:
+    await bot.say(ALICE, "hi")
+    (reply,) = await bot.replies(1)
+    await bot.idle()
+    err = [{"code": 2**63, "title": "Message undeliverable"}]
+    body = webhooks.status(PHONE_NUMBER_ID, reply.wamid, ALICE, "failed", errors=err)
+    assert (await bot.post(body)).status_code == 200
+    await bot.idle()
+
+    async def failed() -> bool:
+        rows = await bot.sql("SELECT status, error_code FROM messages WHERE direction='out'")
+        return [tuple(r) for r in rows] == [("failed", None)]
+
+    await eventually(failed, timeout=5)

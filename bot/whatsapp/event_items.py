@@ -239,12 +239,18 @@ def errors_of(items: Any) -> tuple[MetaError, ...]:
 
 def _error(e: dict[str, Any]) -> MetaError:
     return MetaError(
-        code=_int(e.get("code")),
+        code=_code(e.get("code")),
         title=_str(e.get("title")),
         message=_str(e.get("message")),
         details=_str(_dict(e.get("error_data")).get("details")),
         href=_str(e.get("href")),
     )
+
+
+def _code(v: Any) -> int | None:
+    """Meta's error codes are small (131026); one no 32-bit column holds is garbage: None."""
+    code = _int(v)
+    return code if code is not None and -(2**31) <= code < 2**31 else None
 
 
 def _dict(v: Any) -> dict[str, Any]:
