@@ -416,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (SettingsError, FlowError, TemplateFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # a bad setting is one line each
+            print(f"error: {line}", file=sys.stderr)
         return 2
     except (OperatorError, CryptoError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -116,6 +116,24 @@ class Settings(BaseSettings):
     BOT_ALERT_INBOUND_DELIVERIES: int = Field(default=0, ge=0)
     BOT_PUBLIC_URL: str = ""
 
+    @field_validator("WHATSAPP_APP_SECRET")
+    @classmethod
+    def _check_app_secret(cls, value: str) -> str:
+        # A blank secret verifies nothing: every delivery would be answered 401.
+        if not all(part.strip() for part in value.split(",")):
+            raise ValueError("is blank, or has a blank entry between commas")
+        return value
+
+    @field_validator(
+        "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN", "WHATSAPP_ACCESS_TOKEN_FALLBACK"
+    )
+    @classmethod
+    def _check_not_blank(cls, value: str) -> str:
+        # Only spaces: the handshake or every Graph API call would fail, long after start-up.
+        if value and not value.strip():
+            raise ValueError("is blank (only whitespace)")
+        return value
+
     @field_validator("BOT_MASTER_KEYS")
     @classmethod
     def _check_master_keys(cls, value: str) -> str:
@@ -371,18 +389,19 @@ def parse_master_keys(value: str) -> list[MasterKey]:
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
-    """Read settings, turning pydantic's report into one line naming the variable."""
+    """Read settings, turning pydantic's report into one line per bad variable."""
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
-        err = exc.errors()[0]
-        name = ".".join(str(p) for p in err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
-            message = "is required but not set"
-        if not name:  # a check across variables names its variable itself
-            raise SettingsError(message) from None
-        raise SettingsError(f"{name}: {message}") from None
+        lines: dict[str, str] = {}
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "missing":
+                message = "is required but not set"
+            # A check across variables names its variable itself.
+            lines.setdefault(name, f"{name}: {message}" if name else message)
+        raise SettingsError("\n".join(lines.values())) from None
 
 
 def given_required(env_file: str | Path | None = ".env") -> list[str]:

@@ -62,6 +62,16 @@ def test_good_settings_and_defaults() -> None:
         ),
         ({"BOT_TURN_WORKERS": "1"}, "BOT_TURN_WORKERS"),  # the simulator needs one process
         ({"BOT_LOG_LEVEL": "LOUD"}, "BOT_LOG_LEVEL"),
+        # Blank secrets would pass start-up and then refuse every delivery or call.
+        ({"WHATSAPP_APP_SECRET": ","}, "WHATSAPP_APP_SECRET"),
+        ({"WHATSAPP_APP_SECRET": " "}, "WHATSAPP_APP_SECRET"),
+        ({"WHATSAPP_APP_SECRET": "s, ,t"}, "WHATSAPP_APP_SECRET"),
+        ({"WHATSAPP_VERIFY_TOKEN": " \t"}, "WHATSAPP_VERIFY_TOKEN"),
+        (
+            {"WHATSAPP_ACCESS_TOKEN": "  ", "WHATSAPP_PHONE_NUMBER_ID": "1"},
+            "WHATSAPP_ACCESS_TOKEN",
+        ),
+        ({"WHATSAPP_ACCESS_TOKEN_FALLBACK": " "}, "WHATSAPP_ACCESS_TOKEN_FALLBACK"),
     ],
 )
 def test_bad_value_names_the_variable(change: dict[str, str | None], variable: str) -> None:
@@ -72,6 +82,13 @@ def test_bad_value_names_the_variable(change: dict[str, str | None], variable: s
     message = str(err.value)
     assert message.startswith(variable + ":"), message
     assert "\n" not in message
+
+
+def test_each_bad_variable_has_its_own_line() -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings(env_file=None, **{**GOOD, "WHATSAPP_APP_SECRET": ",", "BOT_INDEX_KEY": "x"})
+    lines = str(err.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["WHATSAPP_APP_SECRET", "BOT_INDEX_KEY"]
 
 
 def test_one_turn_worker_needs_no_redis() -> None:
@@ -112,7 +129,10 @@ def test_serve_refuses_to_start_with_one_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert lines == ["error: WHATSAPP_APP_SECRET: is required but not set"]
+    assert lines == [  # one line for each variable missing
+        f"error: {name}: is required but not set"
+        for name in ("WHATSAPP_APP_SECRET", "BOT_MASTER_KEYS", "BOT_INDEX_KEY", "BOT_AUDIT_KEY")
+    ]
 
 
 def test_dev_mode_generates_secrets_once_and_says_so(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from bot.crypto import Keyring, MasterKey, seal
 from bot.runtime.inbox import open_event, sealed_rows
 from bot.simulator import webhooks
 from bot.store import inbox as inbox_store
-from bot.webhook.routes import load_json
+from bot.webhook.intake import load_json
 from bot.whatsapp.events import (
     Event,
     InboundMessage,

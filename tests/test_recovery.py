@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -39,10 +40,11 @@ HELD = ("bot_active_contacts", "bot_outbox_queue", "bot_store_writer_queue")
 
 
 async def post_messages(http: httpx.AsyncClient, url: str, per_sender: int) -> None:
+    start = int(time.time()) - per_sender  # recent, ascending: no replay, a fixed order
     for n in range(per_sender):
         for sender in SENDERS:
             body, _ = webhooks.message(
-                PHONE_NUMBER_ID, sender, webhooks.text(f"message {n}"), timestamp=1000 + n
+                PHONE_NUMBER_ID, sender, webhooks.text(f"message {n}"), timestamp=start + n
             )
             raw, headers = webhooks.signed(body, APP_SECRET)
             resp = await http.post(url + "/webhook", content=raw, headers=headers)

@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +27,8 @@ from bot.simulator.fake_graph import serve as serve_fake
 from tests.conftest import APP_SECRET, PHONE_NUMBER_ID, TOKEN, require
 from tests.processes import bot_env, metric, start_bot, wait_ready
 from tests.servers import free_port
+
+RECENT = int(time.time()) - 3600
 
 REDIS_URL = os.environ.get("BOT_TEST_REDIS_URL", "")
 UK = "+447700900123"
@@ -74,7 +77,9 @@ def query(tmp: Path, sql: str) -> list[tuple]:
 
 
 async def deliver(http: httpx.AsyncClient, url: str, sender: str, words: str, ts: int) -> None:
-    body, _ = webhooks.message(PHONE_NUMBER_ID, sender, webhooks.text(words), timestamp=ts)
+    """`ts`: seconds after an hour ago (older than Meta's retry window would be a replay)."""
+    stamp = RECENT + ts
+    body, _ = webhooks.message(PHONE_NUMBER_ID, sender, webhooks.text(words), timestamp=stamp)
     raw, headers = webhooks.signed(body, APP_SECRET)
     resp = await http.post(url + "/webhook", content=raw, headers=headers)
     assert resp.status_code == 200

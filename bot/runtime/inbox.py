@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.crypto import DataKey, Index, Keyring, open_sealed, seal
-from bot.privacy.person import contact_index
+from bot.privacy.person import contact_index, indexes_of
 from bot.whatsapp.events import (
     Event,
     InboundMessage,
@@ -37,6 +37,7 @@ class Row:
     contact_index: str | None
     meta_ts: int
     body: bytes
+    recipient: tuple[str | None, str | None] | None = None  # a status's (phone, BSUID) indexes
 
 
 def to_row(keyring: Keyring, event: Event) -> Row | None:
@@ -59,6 +60,7 @@ def to_row(keyring: Keyring, event: Event) -> Row | None:
         contact_index=contact_index(keyring, party),
         meta_ts=ts,
         body=event_to_slice(event),
+        recipient=indexes_of(keyring, party) if kind == "status" else None,
     )
 
 
@@ -86,6 +88,7 @@ def sealed_rows(
                 "state": "pending" if row.contact_index else "done",
                 "attempts": 0,
                 "received_at": now,
+                "recipient": row.recipient,  # not a column: `inbox_store.accept` judges by it
             }
         )
     return rows, contacts

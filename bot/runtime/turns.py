@@ -21,10 +21,12 @@ from bot.crypto import DataKey, Index, Keyring
 from bot.observers import NULL, TurnObserver
 from bot.policy.limits import Limits, LimitsUnavailable
 from bot.privacy.consent import QuietRevocation
+from bot.privacy.person import indexes_of
 from bot.runtime.conversation import ConversationTurn
 from bot.runtime.inbox import open_event
 from bot.runtime.outbox import UNDELIVERABLE, Outbox, OutItem
 from bot.store import StoreUnavailable
+from bot.store import contacts as contact_store
 from bot.store import inbox as inbox_store
 from bot.store import messages as message_store
 from bot.store import policy as policy_store
@@ -222,6 +224,7 @@ class TurnRunner:
         self, pending: inbox_store.PendingEvent, status: StatusUpdate, now: float
     ) -> None:
         wamid_index = self._keyring.blind_index(Index.WAMID, status.id)
+        recipient = indexes_of(self._keyring, status.recipient)
         error = status.errors[0] if status.errors else None
 
         def unit(conn: Any) -> None:
@@ -235,6 +238,9 @@ class TurnRunner:
             )
             if matched and error is not None and error.code == UNDELIVERABLE:
                 policy_store.mark_unreachable(conn, now, wamid_index=wamid_index)
+            if not matched and not contact_store.known(conn, *recipient):
+                inbox_store.drop(conn, pending.id)  # erased meanwhile: keep nothing of theirs
+                return
             waited_enough = pending.attempts >= STATUS_WAIT_ROUNDS
             state = inbox_store.DONE if matched or waited_enough else inbox_store.WAITING
             inbox_store.finish(conn, pending.id, now, state)

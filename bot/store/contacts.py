@@ -76,6 +76,24 @@ def find(
     return ContactRow(*rows[0]) if rows else None
 
 
+_KNOWN = Query(
+    select(contacts.c.id)
+    .where(
+        or_(
+            contacts.c.phone_index == bindparam("phone"), contacts.c.user_index == bindparam("user")
+        )
+    )
+    .limit(1)
+)
+
+
+def known(conn: Connection | Bare, phone_index: str | None, user_index: str | None) -> bool:
+    """Whether anyone is stored under the blind index of this number or BSUID."""
+    if not phone_index and not user_index:
+        return False
+    return bool(_KNOWN.fetch(conn, {"phone": phone_index or "-", "user": user_index or "-"}))
+
+
 def create(conn: Connection, contact: dict[str, Any]) -> None:
     """Store a new contact; their data key is in the key store already."""
     conn.execute(insert(contacts), [contact])

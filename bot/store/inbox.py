@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Integer, and_, bindparam, func, select, update
+from sqlalchemy import Connection, Integer, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bot.store.contacts import known
 from bot.store.db import Bare, Query, hot
 from bot.store.tables import InboxEvent
 
@@ -32,9 +33,23 @@ _ACCEPT = Query(
 )
 
 
-def accept(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Store a delivery's events; a redelivered event key is silently ignored."""
-    _ACCEPT.execute_many(conn, rows)
+def accept(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Store a delivery's events; a redelivered event key is silently ignored.
+
+    A status whose recipient (`row["recipient"]`: the blind indexes of their number and
+    BSUID) is no stored contact is not kept: the bot never wrote to them, or they were
+    erased, and nothing may be kept for an erased number. The bot only writes to people
+    it stores, and stores them before it writes, so a status that overtakes the record of
+    its send still finds its recipient. Returns how many statuses were dropped.
+    """
+    kept = [r for r in rows if r["kind"] != "status" or known(conn, *r["recipient"])]
+    _ACCEPT.execute_many(conn, kept)
+    return len(rows) - len(kept)
+
+
+def drop(conn: Connection, event_id: int) -> None:
+    """Remove an event's row at once: a status for someone no longer stored."""
+    conn.execute(delete(inbox).where(inbox.c.id == event_id))
 
 
 @dataclass(frozen=True, slots=True)

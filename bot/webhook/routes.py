@@ -10,28 +10,25 @@ sending many with a bad signature gets 429 (`bot.webhook.floods`).
 
 from __future__ import annotations
 
-import json
+import hmac
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-import orjson
 from quart import Blueprint, Response, current_app, request
 
 from bot import audit
 from bot.config import Settings
 from bot.crypto import DataKey, Keyring
 from bot.observers import NULL, WebhookObserver
-from bot.runtime.inbox import sealed_rows
-from bot.store import StoreUnavailable
+from bot.store import Conn, StoreUnavailable
 from bot.store import inbox as inbox_store
 from bot.store.db import Database
 from bot.webhook import floods, signature
+from bot.webhook.intake import Intake, take_in
 from bot.webhook.sources import allowed, source_of
-from bot.whatsapp.events import PayloadError, ValueErrors, parse_webhook
+from bot.whatsapp.events import PayloadError
 
 log = logging.getLogger(__name__)
 
@@ -58,33 +55,6 @@ def _deps() -> WebhookDeps:
 
 def _plain(status: int, text: str) -> Response:
     return Response(text, status=status, content_type="text/plain; charset=utf-8")
-
-
-def load_json(body: bytes) -> Any:
-    """Parse a body the way Meta may write it.
-
-    orjson is fast but refuses escaped lone surrogates ("\\ud83d" cut from its
-    pair) and numbers beyond a double; a delivery carrying one is still real, so
-    it is read with the standard library and the strays replaced with U+FFFD.
-    """
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return _scrub(json.loads(body))
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, list):
-        return [_scrub(v) for v in value]
-    if isinstance(value, dict):
-        return {_scrub(k): _scrub(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, int) and not -(2**63) <= value < 2**64:
-        return float(value)
-    return value
 
 
 async def _refuse_signature(settings: Settings, deps: WebhookDeps, size: int) -> Response:
@@ -128,6 +98,53 @@ def _source_refused(settings: Settings, deps: WebhookDeps) -> Response | None:
     return _plain(403, "source not allowed")
 
 
+def _same(given: str | None, expected: str) -> bool:
+    """The verify token, compared in constant time (as bytes: `compare_digest` takes
+    only ASCII text, and a token sent by anyone may hold anything)."""
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+# What `intake` set aside or changed, audited once per delivery with its count (never an
+# id): kind -> (audit event, outcome).
+_AUDITED = {
+    "timestamp_clamped": ("webhook_timestamp_clamped", "kept"),
+    "replay_ignored": ("webhook_replay_ignored", "ignored"),
+    "unwritable": ("webhook_event_dropped", "dropped"),
+}
+
+
+def _report(deps: WebhookDeps, intake: Intake) -> None:
+    """Count what a delivery held, by kind; Meta's own webhook-level errors are logged."""
+    for kind, count in intake.seen.items():
+        deps.observer.events_seen(kind, count)
+    if intake.meta_errors:
+        log.warning("Meta reported webhook-level errors: codes=%s", intake.meta_errors)
+
+
+async def _store(deps: WebhookDeps, intake: Intake) -> None:
+    """Commit a delivery's rows and the audit of what was set aside, in one unit.
+
+    Statuses for recipients the bot does not know (never written to, or erased since)
+    are dropped inside the unit (`inbox_store.accept`) and counted."""
+    events = [
+        audit.Event(audit.SYSTEM, name, outcome=outcome, detail={"count": intake.seen[kind]})
+        for kind, (name, outcome) in _AUDITED.items()
+        if intake.seen[kind]
+    ]
+    if not intake.rows and not events:
+        return
+
+    def unit(conn: Conn) -> int:
+        dropped = inbox_store.accept(conn, intake.rows)
+        if events:
+            audit.append(conn, events)
+        return dropped
+
+    dropped = await deps.db.write(unit)
+    if dropped:
+        deps.observer.events_seen("status_unknown_recipient", dropped)
+
+
 def create_blueprint(settings: Settings) -> Blueprint:
     """The routes, registered when the app is made; what a delivery is stored with is
     found on the running app (`_deps`), since it is built once the store is open."""
@@ -139,7 +156,8 @@ def create_blueprint(settings: Settings) -> Blueprint:
     @bp.get("/webhook")
     async def handshake() -> Response:
         args = request.args
-        if args.get("hub.mode") == "subscribe" and args.get("hub.verify_token") == verify_token:
+        token = args.get("hub.verify_token")
+        if args.get("hub.mode") == "subscribe" and _same(token, verify_token):
             return _plain(200, args.get("hub.challenge", ""))
         return _plain(403, "verification failed")
 
@@ -153,35 +171,19 @@ def create_blueprint(settings: Settings) -> Blueprint:
         if not signature.verify(secrets, body, request.headers.get("X-Hub-Signature-256")):
             return await _refuse_signature(settings, deps, len(body))
         try:
-            delivery = parse_webhook(load_json(body))
-        except (ValueError, PayloadError):
+            intake = await take_in(body, deps.keyring, deps.inbox_key, our_number, time.time())
+        except PayloadError as exc:
             deps.observer.delivery_answered("bad_payload")
             await _audit_refusal(deps, "payload", len(body))
-            return _plain(400, "not a WhatsApp webhook payload")
-
-        events = []
-        for event in delivery.events:
-            number = getattr(event, "phone_number_id", None)
-            if number is not None and number != our_number:
-                deps.observer.events_seen("other_number")
-                continue
-            if isinstance(event, ValueErrors):
-                codes = [e.code for e in event.errors]
-                log.warning("Meta reported webhook-level errors: codes=%s", codes)
-            deps.observer.events_seen(type(event).__name__)
-            events.append(event)
-        if delivery.skipped:
-            deps.observer.events_seen("skipped", delivery.skipped)
-
-        rows, contacts = sealed_rows(deps.keyring, deps.inbox_key, events, time.time())
-        if rows:
-            try:
-                await deps.db.write(inbox_store.accept, rows)
-            except StoreUnavailable as exc:  # the store is down: not acknowledged, Meta retries
-                deps.observer.delivery_answered("store_unavailable")
-                log.error("webhook not stored (%s); answering 503", type(exc).__name__)
-                return _plain(503, "storage unavailable, retry later")
-        deps.notify(contacts)
+            return _plain(400, f"not a WhatsApp webhook payload: {exc}")
+        _report(deps, intake)
+        try:
+            await _store(deps, intake)
+        except StoreUnavailable as exc:  # the store is down: not acknowledged, Meta retries
+            deps.observer.delivery_answered("store_unavailable")
+            log.error("webhook not stored (%s); answering 503", type(exc).__name__)
+            return _plain(503, "storage unavailable, retry later")
+        deps.notify(intake.contacts)
         deps.observer.delivery_answered("stored")
         return _plain(200, "ok")
 

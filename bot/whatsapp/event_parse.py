@@ -14,7 +14,8 @@ Tolerance, in short:
   not an object or has no `changes` list, a change that is not an object, a handled change whose
   `value` is not an object, a message or status with no id, a message with no sender identity, a
   preference with no user identity.
-- Ids and numbers are accepted as strings or ints; a timestamp that is not a number becomes 0.
+- Ids and numbers are accepted as strings or ints; a timestamp that is not a number becomes 0,
+  an error code beyond 32 bits None.
   A leading ``+`` on a phone number is dropped so that `Party.key` is stable.
 - Text is kept exactly as received (emoji, RTL marks, NUL). `raw` fields are the received objects
   themselves, not copies: treat them as read-only.
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.whatsapp.event_items import (
+    ContactBook,
     contact_list,
     errors_of,
     message_event,
@@ -116,9 +118,9 @@ def _parse_preferences_value(value: Any, out: list[Event]) -> int:
 
 def _collect(
     items: Any,
-    build: Callable[[Any, str | None, list[dict[str, Any]]], Event | None],
+    build: Callable[[Any, str | None, ContactBook], Event | None],
     phone_number_id: str | None,
-    contacts: list[dict[str, Any]],
+    contacts: ContactBook,
     out: list[Event],
 ) -> int:
     """Append each item that builds into an event; count the ones that do not."""

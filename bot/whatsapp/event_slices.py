@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from bot.whatsapp.event_items import (
+    ContactBook,
     errors_of,
     message_event,
     preference_event,
@@ -78,7 +79,7 @@ def event_from_slice(data: bytes) -> Event | None:
     number = doc.get("phone_number_id")
     phone_number_id = number if isinstance(number, str) else None
     contact = doc.get("contact")
-    contacts = [contact] if isinstance(contact, dict) else []
+    contacts = ContactBook([contact] if isinstance(contact, dict) else [])
     if "message" in doc:
         return message_event(doc["message"], phone_number_id, contacts)
     if "status" in doc:
