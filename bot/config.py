@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     BOT_UNREACHABLE_DAYS: int = Field(default=30, ge=0, le=3650)
     BOT_ALERT_INBOUND_MESSAGES: int = Field(default=0, ge=0)
     BOT_ALERT_INBOUND_DELIVERIES: int = Field(default=0, ge=0)
+    BOT_ALERT_BAD_SIGNATURES: int = Field(default=100, ge=0)
     BOT_PUBLIC_URL: str = ""
 
     @field_validator("WHATSAPP_APP_SECRET")

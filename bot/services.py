@@ -294,6 +294,7 @@ def build_services(
     volume = InboundWatch(
         metrics, alerts, deliveries=settings.BOT_ALERT_INBOUND_DELIVERIES,
         messages=settings.BOT_ALERT_INBOUND_MESSAGES, window=settings.BOT_ALERT_WINDOW,
+        bad_signatures=settings.BOT_ALERT_BAD_SIGNATURES,
         clock=clock,
     )  # fmt: skip
     failures = SignatureFailures(

@@ -37,14 +37,20 @@ from tests.servers import running
 
 PHONE_NUMBER_ID = "106540352242922"
 APP_SECRET = "test-app-secret"
+
+
+def keystore_for(db_url: str) -> str:
+    """A PostgreSQL database's key store for tests: the same server, `<name>_keys`."""
+    url = make_url(db_url)
+    return url.set(database=f"{url.database}_keys").render_as_string(False)
+
+
 TOKEN = "test-token"
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "meta-samples"
 STRICT = os.environ.get("BOT_TEST_STRICT") == "1"
 PG_URL = os.environ.get("BOT_TEST_DATABASE_URL", "")
 PG_KEYS_URL = os.environ.get("BOT_TEST_KEYSTORE_URL", "") or (
-    make_url(PG_URL).set(database=f"{make_url(PG_URL).database}_keys").render_as_string(False)
-    if PG_URL
-    else ""
+    keystore_for(PG_URL) if PG_URL else ""
 )
 
 
@@ -79,8 +85,8 @@ def make_settings(db_url: str, api_url: str, **overrides: Any) -> Settings:
     }
     if not db_url.startswith("sqlite"):  # beside a SQLite file is per test; this is too
         values["BOT_AUDIT_CHECKPOINTS"] = str(Path(tempfile.mkdtemp()) / "checkpoints.jsonl")
-    if db_url.startswith("postgresql"):
-        values["BOT_KEYSTORE_URL"] = PG_KEYS_URL
+    if db_url.startswith("postgresql"):  # the test key store, or one named after the database
+        values["BOT_KEYSTORE_URL"] = PG_KEYS_URL if db_url == PG_URL else keystore_for(db_url)
     values.update(overrides)
     return load_settings(env_file=None, **values)
 

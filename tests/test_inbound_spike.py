@@ -59,3 +59,26 @@ async def test_deliveries_have_their_own_threshold(bot: Bot) -> None:
     await bot.idle()
     found = await eventually(lambda: alerts(bot))
     assert [(e, d["kind"], d["count"]) for e, d in found] == [("inbound_spike", "deliveries", 3)]
+
+
+@pytest.mark.parametrize(
+    ("db_url", "bot"),
+    [("sqlite", {"BOT_ALERT_BAD_SIGNATURES": 3, "BOT_WEBHOOK_FAILURE_LIMIT": 2})],
+    indirect=True,
+)
+async def test_a_burst_of_failed_signatures_alerts_once(bot: Bot) -> None:
+    body, _ = webhooks.message(PHONE_NUMBER_ID, "+447700900999", webhooks.text("hi"))
+    forged = {"X-Hub-Signature-256": "sha256=" + "0" * 64}
+    for _ in range(3):
+        answer = await bot.http.post(bot.url + "/webhook", json=body, headers=forged)
+        assert answer.status_code in {401, 429}
+    assert await alerts(bot) == []
+    for _ in range(3):  # the 4th failure crosses the threshold, 429s count too
+        await bot.http.post(bot.url + "/webhook", json=body, headers=forged)
+    found = await eventually(lambda: alerts(bot))
+    assert found == [
+        ("signature_failures",
+         {"kind": "bad_signatures", "count": 4, "threshold": 3, "window_s": 300})
+    ]  # fmt: skip
+    text = (await bot.http.get(bot.url + "/metrics")).text
+    assert 'bot_alerts_total{event="signature_failures"} 1.0' in text

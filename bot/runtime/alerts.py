@@ -4,7 +4,8 @@ An alert is an error-level log line (what an operator's log shipping pages
 on), an `alert_raised` audit entry (so the record shows when the bot knew)
 and a metric. `FailureWatch` raises one when too many sends fail within a
 window — the early sign of a blocked number, an expired token or a broken
-template. `InboundWatch` raises one when inbound volume spikes.
+template. `InboundWatch` raises one when inbound volume spikes, and one when failed
+webhook signatures burst (someone forging deliveries, or a wrong app secret).
 """
 
 from __future__ import annotations
@@ -112,20 +113,25 @@ class InboundWatch:
         messages: int,
         window: float,
         clock: Callable[[], float],
+        bad_signatures: int = 0,
     ) -> None:
         self._inner = inner
         self._alerts = alerts
-        self._limits = {"deliveries": deliveries, "messages": messages}
+        self._limits = {
+            "deliveries": deliveries, "messages": messages, "bad_signatures": bad_signatures
+        }  # fmt: skip
         self._window = window
         self._clock = clock
         self._start = float("-inf")
-        self._counts = {"deliveries": 0, "messages": 0}
+        self._counts = dict.fromkeys(self._limits, 0)
         self._raised: set[str] = set()
 
     def delivery_answered(self, outcome: str) -> None:
         self._inner.delivery_answered(outcome)
         if outcome == "stored":
             self._count("deliveries", 1)
+        elif outcome in {"bad_signature", "throttled"}:
+            self._count("bad_signatures", 1)
 
     def events_seen(self, kind: str, count: int = 1) -> None:
         self._inner.events_seen(kind, count)
@@ -139,12 +145,12 @@ class InboundWatch:
         now = self._clock()
         if now >= self._start + self._window:
             self._start, self._raised = now, set()
-            self._counts = {"deliveries": 0, "messages": 0}
+            self._counts = dict.fromkeys(self._limits, 0)
         self._counts[kind] += n
         if self._counts[kind] > limit and kind not in self._raised:
             self._raised.add(kind)
             self._alerts.raise_(
-                "inbound_spike",
+                "signature_failures" if kind == "bad_signatures" else "inbound_spike",
                 {"kind": kind, "count": self._counts[kind], "threshold": limit,
                  "window_s": int(self._window)},
             )  # fmt: skip
