@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from quart import Quart, Response, current_app
 
+from bot.api import routes as api
 from bot.config import Settings
 from bot.services import Role, Services, load_content, open_services
 from bot.webhook import access_log
@@ -61,6 +62,7 @@ def create_app(
     content = load_content(settings)
     access_log.install(app, settings)
     app.register_blueprint(create_blueprint(settings))
+    api.install(app, settings)
 
     if settings.simulator:
         from bot.simulator.routes import mount_simulator

@@ -16,6 +16,7 @@ from bot.conversation.flowfile import FlowError
 from bot.crypto import CryptoError
 from bot.operator import OperatorError
 from bot.policy.templates import TemplateFileError
+from bot.support.staff import StaffError
 
 if TYPE_CHECKING:
     from bot.services import Role
@@ -312,6 +313,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_staff(args: argparse.Namespace) -> int:
+    from bot import staff_cli
+
+    return staff_cli.run(_operator_settings(args.dev), args)
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from dotenv import dotenv_values
 
@@ -409,6 +416,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dev", action="store_true", help="use the development secrets in var/")
     p.set_defaults(func=cmd_audit)
 
+    from bot import staff_cli
+
+    staff_cli.register(sub, cmd_staff)
+
     p = sub.add_parser("doctor", help="check this deployment against the security checklist")
     p.set_defaults(func=cmd_doctor)
 
@@ -419,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(exc).splitlines():  # a bad setting is one line each
             print(f"error: {line}", file=sys.stderr)
         return 2
-    except (OperatorError, CryptoError) as exc:
+    except (OperatorError, CryptoError, StaffError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

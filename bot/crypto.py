@@ -40,6 +40,7 @@ class Index(StrEnum):
     PSEUDONYM = "pseudonym"  # a contact's random id, as the audit log names them
     WAMID = "wamid"  # Meta's message ids (they encode the number)
     EVENT = "event"  # an inbox event's deduplication key
+    STAFF = "staff_token"  # a support staff member's bearer token (`bot.support.staff`)
 
 
 class CryptoError(BotError):

@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from bot.api import auth as api_auth
 from bot.config import Settings
 from bot.conversation.engine import Engine
 from bot.conversation.flowfile import FlowSet, load_flows
@@ -50,8 +51,10 @@ from bot.runtime.turns import TurnRunner
 from bot.store import keys as key_store
 from bot.store.db import Database
 from bot.store.keystore import open_stores
+from bot.support.conversations import Queue
+from bot.support.staff import Tokens
 from bot.webhook import floods
-from bot.webhook.floods import SignatureFailures
+from bot.webhook.floods import FailureWindows
 from bot.webhook.routes import WebhookDeps
 from bot.whatsapp.client import GraphClient
 
@@ -82,6 +85,7 @@ class Services:
     templates: Registry
     limits: Limits
     alerts: Alerts
+    api: api_auth.ApiDeps  # the support API's token checks and queue (`bot.api`)
     role: Role = "all"
     watch: InboxWatch | None = None  # turn workers: finds what the web workers stored
     background_stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -135,6 +139,8 @@ class Services:
         await self.alerts.drain()
         if bursts := self.webhook.failures.drain():
             await floods.record(self.db, self.webhook.failures.window, bursts)
+        if bursts := self.api.failures.drain():
+            await floods.record(self.db, self.api.failures.window, bursts, api_auth.EVENT)
         # The last entries are in: note the head they leave.
         await checkpoint_logged(self.db, self.settings.audit_key, self.settings.audit_checkpoints)
         await self.db.stop()
@@ -297,16 +303,21 @@ def build_services(
         bad_signatures=settings.BOT_ALERT_BAD_SIGNATURES,
         clock=clock,
     )  # fmt: skip
-    failures = SignatureFailures(
+    failures = FailureWindows(
         settings.BOT_WEBHOOK_FAILURE_WINDOW, settings.BOT_WEBHOOK_FAILURE_LIMIT, clock
     )
     webhook = WebhookDeps(keyring, db, keys.inbox, notify, observer=volume, failures=failures)
     feed = OutboxFeed(
         db, people, outbox, keys.outbox, owner, lone_worker=not settings.REDIS_URL, clock=clock
     )
+    api = api_auth.ApiDeps(
+        db, Tokens(db, keyring, clock),
+        Queue(db, people, clock, settings.BOT_HANDOFF_TIMEOUT),
+        FailureWindows(api_auth.FAILURE_WINDOW, api_auth.FAILURE_LIMIT, clock),
+    )  # fmt: skip
     return Services(
         settings, keyring, db, key_db, people, client, outbox, turns, metrics, webhook, feed,
-        templates, limits, alerts, role=role,
+        templates, limits, alerts, api, role=role,
         watch=InboxWatch(db, turns.notify, share=share) if role == "turns" else None,
     )  # fmt: skip
 

@@ -26,10 +26,10 @@ LAYERS = {
         "datafile", "whatsapp", "store", "audit",
     },
     "domain": {"privacy", "conversation", "policy"},
-    "runtime": {"runtime"},
+    "runtime": {"runtime", "support"},
     "edge": {
         "webhook", "operator", "keys", "simulator", "cli", "app", "services", "workers",
-        "locales_cli", "__main__", "doctor",
+        "locales_cli", "__main__", "doctor", "api", "staff_cli",
     },
 }  # fmt: skip
 ORDER = ["base", "domain", "runtime", "edge"]

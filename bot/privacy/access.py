@@ -25,7 +25,7 @@ from bot import audit
 from bot.crypto import DataKey, open_sealed
 from bot.privacy.controller import Controller
 from bot.privacy.jurisdiction import Jurisdiction, decide, decide_language, place_of
-from bot.privacy.person import Person
+from bot.privacy.person import Person, open_column
 from bot.privacy.profile import Profile
 from bot.privacy.records import inbound_content
 from bot.store import Conn
@@ -51,6 +51,11 @@ def mask(e164: str | None) -> str:
     if not e164:
         return "-"
     return e164[:3] + "•" * max(0, len(e164) - 6) + e164[-3:]
+
+
+def mask_tail(e164: str | None) -> str | None:
+    """+447700900123 → •••123: what support staff see of a number (less than its owner)."""
+    return "•••" + e164[-3:] if e164 else None
 
 
 @dataclass
@@ -169,8 +174,7 @@ def contact_view(person: Person) -> dict[str, Any]:
 
     def opened(column: str) -> str | None:
         blob = person.sealed(column)
-        value = open_sealed(person.dk, blob, f"contacts/{column}/{cid}").decode() if blob else ""
-        return value or None  # older rows may hold an empty name
+        return open_column(person.dk, cid, column, blob) if blob else None  # may hold ""
 
     return {
         "phone": opened("phone"),

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.crypto import DataKey, Index, Keyring, WrappedKey, seal
+from bot.crypto import DataKey, Index, Keyring, WrappedKey, open_sealed, seal
 from bot.privacy import erasure
 from bot.privacy.profile import Profile
 from bot.store import Conn
@@ -168,10 +168,26 @@ class People:
         row = await self._db.read(contact_store.find, phone_index, user_index)
         if row is None:
             return None
+        return await self._of_row(row, phone_index, user_index, e164)
+
+    async def of_row(self, row: contact_store.ContactRow) -> Person | None:
+        """A person as listed from the store (e.g. the support queue), their number opened
+        from its seal; None once their key is shredded."""
+        return await self._of_row(row, row.phone_index, row.user_index, None)
+
+    async def _of_row(
+        self,
+        row: contact_store.ContactRow,
+        phone_index: str | None,
+        user_index: str | None,
+        e164: str | None,
+    ) -> Person | None:
         dk = await self.data_key(row.data_key_id)
         if dk is None:  # shredded, and the rows outlived it: finish the erasure
             await self._finish_erasure(row)
             return None
+        if e164 is None and row.phone_sealed:
+            e164 = open_column(dk, row.id, "phone", row.phone_sealed)
         return Person(
             row.id, dk, self.pseudonym(row.id), phone_index or row.phone_index,
             user_index or row.user_index, e164, row=row,
@@ -240,6 +256,11 @@ def seal_column(dk: DataKey, contact_id: str, column: str, value: str) -> bytes:
     """A contact's column (`phone`, `user_id`, `name`) sealed with their key and bound
     to its column and row, so it opens only there (`access.contact_view`)."""
     return seal(dk, value.encode(), f"contacts/{column}/{contact_id}")
+
+
+def open_column(dk: DataKey, contact_id: str, column: str, blob: bytes) -> str | None:
+    """A sealed contact column opened where `seal_column` bound it; None when empty."""
+    return open_sealed(dk, blob, f"contacts/{column}/{contact_id}").decode() or None
 
 
 def create(conn: Conn, person: Person, **columns: Any) -> None:

@@ -114,3 +114,12 @@ def touch(conn: Connection, contact_id: str, **values: Any) -> None:
         statement = update(contacts).where(contacts.c.id == bindparam("cid"))
         query = _TOUCH[columns] = Query(statement.values({c: bindparam(c) for c in columns}))
     query.execute(conn, {"cid": contact_id, **values})
+
+
+def handed_off(conn: Connection, since: float | None) -> list[ContactRow]:
+    """Contacts handed to support (`since`: handed off at or after it), longest waiting first."""
+    query = select(*_COLUMNS).where(contacts.c.handoff_at.is_not(None))
+    if since is not None:
+        query = query.where(contacts.c.handoff_at >= since)
+    rows = conn.execute(query.order_by(contacts.c.handoff_at, contacts.c.id))
+    return [ContactRow(*r) for r in rows]

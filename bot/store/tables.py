@@ -174,8 +174,24 @@ class MasterKeySeen(SQLModel, table=True):
     first_seen_at: float
 
 
+class StaffToken(SQLModel, table=True):
+    """A support staff member's bearer token: only its keyed hash is held (`token_index`),
+    so a copy of the database lets nobody in."""
+
+    __tablename__ = "staff_tokens"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(index=True, max_length=40)
+    role: str = Field(max_length=16)
+    token_index: str = Field(unique=True, max_length=64)
+    created_at: float
+    expires_at: float
+    revoked_at: float | None = None
+    last_used_at: float | None = None
+
+
 ALL_TABLES = [
     Contact, InboxEvent, Message, Consent, ConsentEvent, Suppression, AuditEntry,
-    MasterKeySeen,
+    MasterKeySeen, StaffToken,
 ]  # fmt: skip
 metadata = SQLModel.metadata

@@ -1,4 +1,5 @@
-"""Failed webhook signatures, counted per source and window.
+"""Failed attempts, counted per source and window: webhook signatures here, and the
+support API's bearer tokens (`bot.api.auth`) with the same counts.
 
 A forged or unsigned POST costs the sender one request and must not cost us a
 database write each: a flood of them once wrote a permanent audit row per
@@ -42,7 +43,7 @@ class Burst:
         return {"count": self.count, "throttled": self.refused, "window_s": window}
 
 
-class SignatureFailures:
+class FailureWindows:
     """Windows of failures per source; what to answer and which bursts to audit."""
 
     def __init__(self, window: int, limit: int, clock: Callable[[], float] = time.time) -> None:
@@ -71,6 +72,16 @@ class SignatureFailures:
         burst.refused += throttled
         return throttled, ended
 
+    def blocked(self, source: str) -> bool:
+        """Whether `source` is past its limit in a window still open (asked before a
+        check that costs a read, which a flood then does not get)."""
+        burst = self._open.get(source)
+        return (
+            burst is not None
+            and self.clock() - burst.started < self.window
+            and burst.count >= self.limit
+        )
+
     def _ended(self, now: float) -> list[Burst]:
         done = [s for s, b in self._open.items() if now - b.started >= self.window]
         return [self._open.pop(s) for s in done]
@@ -82,14 +93,14 @@ class SignatureFailures:
         return bursts
 
 
-async def record(db: Database, window: int, bursts: list[Burst]) -> None:
-    """One `webhook_signature_failed` entry per burst; a store that is away is logged."""
+async def record(
+    db: Database, window: int, bursts: list[Burst], event: str = "webhook_signature_failed"
+) -> None:
+    """One `event` entry per burst; a store that is away is logged."""
     events = [
-        audit.Event(audit.SYSTEM, "webhook_signature_failed", outcome="refused",
-                    detail=b.detail(window))
-        for b in bursts
-    ]  # fmt: skip
+        audit.Event(audit.SYSTEM, event, outcome="refused", detail=b.detail(window)) for b in bursts
+    ]
     try:
         await db.write(audit.append, events)
     except StoreUnavailable as exc:  # the refusals stand even if they cannot be recorded
-        log.error("could not audit failed webhook signatures (%s)", type(exc).__name__)
+        log.error("could not audit failed attempts: %s (%s)", event, type(exc).__name__)

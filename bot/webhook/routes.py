@@ -42,8 +42,8 @@ class WebhookDeps:
     inbox_key: DataKey  # seals each stored event (`bot.runtime.inbox`)
     notify: Callable[[Iterable[str]], None]  # contacts with new events (their turns start)
     observer: WebhookObserver = NULL
-    failures: floods.SignatureFailures = field(
-        default_factory=lambda: floods.SignatureFailures(window=60, limit=20)
+    failures: floods.FailureWindows = field(
+        default_factory=lambda: floods.FailureWindows(window=60, limit=20)
     )  # failed signatures per source (`bot.webhook.floods`)
 
 
