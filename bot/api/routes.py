@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
-from quart import Blueprint, Quart
+from quart import Blueprint, Quart, Response
 from quart_schema import (
     OpenAPIProvider,
     QuartSchema,
@@ -90,6 +90,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
 
 def install(app: Quart, settings: Settings) -> None:
     """Register the API on the app: the blueprint, its errors and its OpenAPI document."""
+    plain = app.make_response
     QuartSchema(
         app,
         openapi_path=OPENAPI,
@@ -101,5 +102,12 @@ def install(app: Quart, settings: Settings) -> None:
         security=[{"bearer": []}],
         openapi_provider_class=_ApiOnly,
     )
+    converting = app.make_response  # quart-schema's: models and dataclasses to JSON
+
+    async def make_response(result: Any) -> Any:
+        """A ready `Response` (every webhook answer) skips the models' conversion."""
+        return await (plain if isinstance(result, Response) else converting)(result)
+
+    app.make_response = make_response  # type: ignore[method-assign]
     errors.install(app)
     app.register_blueprint(create_blueprint(settings))
