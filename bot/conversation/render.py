@@ -9,6 +9,7 @@ languages on offer.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from babel import Locale
@@ -58,6 +59,12 @@ def prefaced(preface: str, replies: list[Outbound]) -> list[Outbound]:
     return [Text(preface), *replies]
 
 
+@lru_cache(maxsize=4096)
+def _facts_in(template: str) -> frozenset[str]:
+    """The notice facts a text asks for; texts are few and fixed, so parsed once each."""
+    return frozenset(placeholders(template) & FACTS)
+
+
 class Renderer:
     def __init__(
         self,
@@ -81,8 +88,7 @@ class Renderer:
     ) -> str:
         """The text in `lang` for `law`; `lives_in` (where the person lives, "DE", "US-CA")
         picks the facts that depend on it, such as the supervisory authority."""
-        template = self._texts.template(lang, law, message_id) or ""
-        wanted = (placeholders(template) & FACTS) - params.keys()
+        wanted = _facts_in(self._texts.template(lang, law, message_id) or "") - params.keys()
         if wanted and self._facts is not None:
 
             def part(part_id: str, **more: Any) -> str:

@@ -3,8 +3,9 @@ support API's bearer tokens (`bot.api.auth`) with the same counts.
 
 A forged or unsigned POST costs the sender one request and must not cost us a
 database write each: a flood of them once wrote a permanent audit row per
-request. Here each source (the remote address of the connection; a forwarded
-header is not believed, since a forger writes what it likes there) gets a
+request. Here each source (the connection's address, or behind
+`BOT_TRUSTED_PROXIES` the forwarded one: `bot.webhook.sources.source_of`, which
+believes a forwarded header only from a trusted proxy) gets a
 window of `BOT_WEBHOOK_FAILURE_WINDOW` seconds from its first failure. The
 window's failures become one `webhook_signature_failed` audit entry holding
 their count, written when the next failure comes after the window or when the
